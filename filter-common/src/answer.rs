@@ -1,0 +1,164 @@
+//! Builds an answer in place over the query held in a [`MsgBuf`].
+//!
+//! Contract: the ID, RD, CD and the question are kept byte for byte; QR=1, RA=1; the answer
+//! records go right after the question; negative answers carry the configured SOA in the
+//! authority section, owned by the matched name (a compression pointer into the question), so
+//! that caches keep them (RFC 2308); a query with an OPT record gets one back (RFC 6891) with
+//! the entry's Extended DNS Error (RFC 8914). Every write is at a masked offset.
+
+use crate::config::{CFG_STOP_V4, CFG_STOP_V6, Config, SOA_RR_MAX};
+use crate::dns::{Header, MsgBuf, Opt, TYPE_A, TYPE_AAAA, TYPE_OPT};
+use crate::table::{Action, Ede};
+
+/// RCODE NOERROR.
+pub const RCODE_NOERROR: u8 = 0;
+/// RCODE NXDOMAIN.
+pub const RCODE_NXDOMAIN: u8 = 3;
+/// RCODE REFUSED.
+pub const RCODE_REFUSED: u8 = 5;
+/// EDNS option code of Extended DNS Errors (RFC 8914).
+pub const OPT_EDE: u16 = 15;
+
+/// Everything the answer depends on, gathered by the caller.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// The matched entry's action (an answering one).
+    pub action: Action,
+    /// The matched entry's EDE choice.
+    pub ede: Ede,
+    /// The query header.
+    pub header: Header,
+    /// QTYPE.
+    pub qtype: u16,
+    /// Offset just past the question.
+    pub qend: usize,
+    /// Offset of the matched suffix in the question name (the SOA owner).
+    pub owner: usize,
+    /// The query's OPT record, if any.
+    pub opt: Option<Opt>,
+}
+
+/// The records an action puts in an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// RCODE with the SOA in the authority section.
+    Negative(u8),
+    /// RCODE alone.
+    Bare(u8),
+    /// TC=1, nothing else.
+    Truncated,
+    /// One A record.
+    AnswerA,
+    /// One AAAA record.
+    AnswerAaaa,
+}
+
+/// The answer shape for `action`, or `None` when the action does not answer.
+#[inline(always)]
+pub fn shape(action: Action, qtype: u16, cfg: &Config) -> Option<Shape> {
+    match action {
+        Action::Nxdomain => Some(Shape::Negative(RCODE_NXDOMAIN)),
+        Action::Nodata => Some(Shape::Negative(RCODE_NOERROR)),
+        Action::Refused => Some(Shape::Bare(RCODE_REFUSED)),
+        Action::Truncate => Some(Shape::Truncated),
+        Action::Redirect => Some(if qtype == TYPE_A && cfg.flags & CFG_STOP_V4 != 0 {
+            Shape::AnswerA
+        } else if qtype == TYPE_AAAA && cfg.flags & CFG_STOP_V6 != 0 {
+            Shape::AnswerAaaa
+        } else {
+            Shape::Negative(RCODE_NOERROR)
+        }),
+        Action::Allow | Action::Monitor | Action::Drop => None,
+    }
+}
+
+/// Copies `len` (at most [`SOA_RR_MAX`]) octets of `src` into `msg` at `off` (masked).
+/// The kernel does it with one helper call; a loop of variable length would multiply the
+/// verifier's paths.
+pub trait CopyInto {
+    /// Performs the copy.
+    fn copy_into(&self, msg: &mut MsgBuf, off: usize, src: &[u8; SOA_RR_MAX], len: usize);
+}
+
+/// [`CopyInto`] by plain loop, for host code.
+pub struct LoopCopy;
+
+impl CopyInto for LoopCopy {
+    fn copy_into(&self, msg: &mut MsgBuf, off: usize, src: &[u8; SOA_RR_MAX], len: usize) {
+        for (i, b) in src.iter().take(len).enumerate() {
+            msg.put8(off.wrapping_add(i), *b);
+        }
+    }
+}
+
+/// Writes the answer over the query in `msg` and returns its length. The four octets after
+/// the answer are zeroed, so a checksum may be taken over the length rounded up to 4.
+#[inline(always)]
+pub fn build(msg: &mut MsgBuf, cfg: &Config, plan: &Plan, shape: Shape, copy: &impl CopyInto) -> usize {
+    let (rcode, tc, an, ns) = match shape {
+        Shape::Negative(r) => (r, false, 0u16, 1u16),
+        Shape::Bare(r) => (r, false, 0, 0),
+        Shape::Truncated => (RCODE_NOERROR, true, 0, 0),
+        Shape::AnswerA | Shape::AnswerAaaa => (RCODE_NOERROR, false, 1, 0),
+    };
+    // QR=1, OPCODE=0, AA=0, TC, RD copied.
+    msg.put8(2, 0x80 | if tc { 0x02 } else { 0 } | (plan.header.flags_hi & 0x01));
+    // RA=1, Z=0, AD=0, CD copied, RCODE.
+    msg.put8(3, 0x80 | (plan.header.flags_lo & 0x10) | rcode);
+    msg.put16(4, 1);
+    msg.put16(6, an);
+    msg.put16(8, ns);
+    msg.put16(10, u16::from(plan.opt.is_some()));
+
+    let mut off = plan.qend;
+    match shape {
+        Shape::Negative(_) => {
+            msg.put16(off, 0xc000 | (plan.owner as u16 & 0x3fff));
+            off = off.wrapping_add(2);
+            let n = (cfg.soa_rr_len as usize).min(SOA_RR_MAX);
+            copy.copy_into(msg, off, &cfg.soa_rr, n);
+            off = off.wrapping_add(n);
+        }
+        Shape::AnswerA | Shape::AnswerAaaa => {
+            let v4 = matches!(shape, Shape::AnswerA);
+            // Owner: pointer to the question name at offset 12.
+            msg.put16(off, 0xc00c);
+            msg.put16(off.wrapping_add(2), if v4 { TYPE_A } else { TYPE_AAAA });
+            msg.put16(off.wrapping_add(4), crate::dns::CLASS_IN);
+            msg.put32(off.wrapping_add(6), cfg.answer_ttl);
+            msg.put16(off.wrapping_add(10), if v4 { 4 } else { 16 });
+            off = off.wrapping_add(12);
+            if v4 {
+                for (i, b) in cfg.stop_v4.iter().enumerate() {
+                    msg.put8(off.wrapping_add(i), *b);
+                }
+                off = off.wrapping_add(4);
+            } else {
+                for (i, b) in cfg.stop_v6.iter().enumerate() {
+                    msg.put8(off.wrapping_add(i), *b);
+                }
+                off = off.wrapping_add(16);
+            }
+        }
+        Shape::Bare(_) | Shape::Truncated => {}
+    }
+    if let Some(opt) = plan.opt {
+        let code = plan.ede.info_code();
+        msg.put8(off, 0); // root owner
+        msg.put16(off.wrapping_add(1), TYPE_OPT);
+        msg.put16(off.wrapping_add(3), cfg.edns_udp_size);
+        msg.put8(off.wrapping_add(5), 0); // extended RCODE
+        msg.put8(off.wrapping_add(6), 0); // version 0
+        msg.put16(off.wrapping_add(7), if opt.dnssec_ok { 0x8000 } else { 0 });
+        msg.put16(off.wrapping_add(9), if code.is_some() { 6 } else { 0 });
+        off = off.wrapping_add(11);
+        if let Some(code) = code {
+            msg.put16(off, OPT_EDE);
+            msg.put16(off.wrapping_add(2), 2);
+            msg.put16(off.wrapping_add(4), code);
+            off = off.wrapping_add(6);
+        }
+    }
+    msg.put32(off, 0);
+    off
+}

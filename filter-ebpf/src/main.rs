@@ -1,0 +1,643 @@
+//! The dnsfilter XDP program. It fetches packet bytes, calls `filter-common` for every
+//! decision, acts on the verdict (pass, drop, or an answer sent back with XDP_TX) and counts
+//! each packet once. Needs Linux 5.17 (`bpf_loop` with BTF callbacks, `bpf_xdp_load_bytes`).
+#![no_std]
+#![no_main]
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
+    btf_maps::{Array, ArrayOfMaps, PerCpuArray},
+    helpers::generated::{
+        bpf_csum_diff, bpf_loop, bpf_probe_read_kernel, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+    },
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use filter_common::{
+    GROUPS_DEFAULT, MAX_LABELS, VLAN_MAX,
+    answer::{self, Plan},
+    config::{Config, SOA_RR_MAX},
+    counters::Counter,
+    dns::{self, HEADER_LEN, MSG_COPY_MAX, MSG_MASK, Scratch},
+    hash,
+    table::{Action, Bucket, Entry, MAGIC, PROBE_BUCKETS, Probe, home_bucket, probe_bucket},
+};
+
+const BPF_F_MMAPABLE: usize = 1 << 10;
+const BPF_F_INNER_MAP: usize = 1 << 12;
+
+/// One table generation: see `filter_common::table`. Userspace sizes each generation.
+type Generation = Array<Bucket, 1, { BPF_F_MMAPABLE | BPF_F_INNER_MAP }>;
+
+#[btf_map]
+static TABLE: ArrayOfMaps<Generation, 1> = ArrayOfMaps::new();
+
+#[btf_map]
+static CONFIG: Array<Config, 1> = Array::new();
+
+#[btf_map]
+static COUNTERS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray::new();
+
+#[btf_map]
+static GROUP_HITS: PerCpuArray<u64, { GROUPS_DEFAULT as usize }> = PerCpuArray::new();
+
+#[btf_map]
+static SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
+
+const ETH_LEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_UDP: u8 = 17;
+const IPV6_LEN: usize = 40;
+const UDP_LEN: usize = 8;
+const REPLY_HOP_LIMIT: u8 = 64;
+
+#[xdp]
+pub fn dnsfilter(ctx: XdpContext) -> u32 {
+    let (verdict, counter) = filter(&ctx);
+    count(&COUNTERS, counter as u32);
+    verdict
+}
+
+#[inline(always)]
+fn count<const N: usize>(map: &PerCpuArray<u64, N>, index: u32) {
+    if let Some(c) = map.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, only this CPU writes it, and not concurrently.
+        unsafe { *c = (*c).wrapping_add(1) };
+    }
+}
+
+/// Pointer to `len` octets at `off`, if they are inside the packet.
+#[inline(always)]
+fn ptr_at(ctx: &XdpContext, off: usize, len: usize) -> Option<*mut u8> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start.wrapping_add(off).wrapping_add(len) > end {
+        return None;
+    }
+    Some(start.wrapping_add(off) as *mut u8)
+}
+
+#[inline(always)]
+fn be16_at(ctx: &XdpContext, off: usize) -> Option<u16> {
+    let p = ptr_at(ctx, off, 2)?;
+    // SAFETY: two octets are in the packet (checked by ptr_at).
+    Some(u16::from_be_bytes(unsafe { [*p, *p.add(1)] }))
+}
+
+#[inline(always)]
+fn u8_at(ctx: &XdpContext, off: usize) -> Option<u8> {
+    let p = ptr_at(ctx, off, 1)?;
+    // SAFETY: one octet is in the packet (checked by ptr_at).
+    Some(unsafe { *p })
+}
+
+/// Where the layers of a DNS query sit in the frame.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// Offset of the IP header.
+    ip: usize,
+    /// IPv4 header length, or 0 for IPv6.
+    ihl: usize,
+    /// Offset of the UDP header.
+    udp: usize,
+    /// Length of the DNS message (UDP payload).
+    dns_len: usize,
+}
+
+impl Layout {
+    #[inline(always)]
+    fn is_v6(&self) -> bool {
+        self.ihl == 0
+    }
+
+    #[inline(always)]
+    fn dns(&self) -> usize {
+        self.udp.wrapping_add(UDP_LEN)
+    }
+}
+
+type Outcome = (u32, Counter);
+
+#[inline(always)]
+fn pass(c: Counter) -> Outcome {
+    (XDP_PASS, c)
+}
+
+#[inline(always)]
+fn filter(ctx: &XdpContext) -> Outcome {
+    let layout = match parse_frame(ctx) {
+        Ok(l) => l,
+        Err(c) => return pass(c),
+    };
+    match inspect(ctx, &layout) {
+        Ok(o) => o,
+        Err(c) => pass(c),
+    }
+}
+
+/// Ethernet (up to two VLAN tags), IPv4/IPv6, UDP to a DNS port. Cheap rejections first.
+#[inline(always)]
+fn parse_frame(ctx: &XdpContext) -> Result<Layout, Counter> {
+    let mut proto = be16_at(ctx, 12).ok_or(Counter::PassBadHeader)?;
+    let mut off = ETH_LEN;
+    let mut tags = 0;
+    while tags < VLAN_MAX {
+        if proto != ETH_P_8021Q && proto != ETH_P_8021AD {
+            break;
+        }
+        proto = be16_at(ctx, off.wrapping_add(2)).ok_or(Counter::PassBadHeader)?;
+        off = off.wrapping_add(4);
+        tags += 1;
+    }
+    let frame_len = ctx.data_end().wrapping_sub(ctx.data());
+    let (ihl, udp, ip_end) = match proto {
+        ETH_P_IP => {
+            let vihl = u8_at(ctx, off).ok_or(Counter::PassBadHeader)?;
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if vihl >> 4 != 4 || ihl < 20 {
+                return Err(Counter::PassBadHeader);
+            }
+            // MF flag or a fragment offset: a fragment of any kind.
+            if be16_at(ctx, off.wrapping_add(6)).ok_or(Counter::PassBadHeader)? & 0x3fff != 0 {
+                return Err(Counter::PassIpFragment);
+            }
+            if u8_at(ctx, off.wrapping_add(9)).ok_or(Counter::PassBadHeader)? != IPPROTO_UDP {
+                return Err(Counter::PassNotUdp);
+            }
+            let total = usize::from(be16_at(ctx, off.wrapping_add(2)).ok_or(Counter::PassBadHeader)?);
+            (ihl, off.wrapping_add(ihl), off.wrapping_add(total))
+        }
+        ETH_P_IPV6 => {
+            let next = u8_at(ctx, off.wrapping_add(6)).ok_or(Counter::PassBadHeader)?;
+            if next != IPPROTO_UDP {
+                return Err(if is_ipv6_extension(next) {
+                    Counter::PassIpv6ExtHeader
+                } else {
+                    Counter::PassNotUdp
+                });
+            }
+            if u8_at(ctx, off).ok_or(Counter::PassBadHeader)? >> 4 != 6 {
+                return Err(Counter::PassBadHeader);
+            }
+            let plen = usize::from(be16_at(ctx, off.wrapping_add(4)).ok_or(Counter::PassBadHeader)?);
+            (0, off.wrapping_add(IPV6_LEN), off.wrapping_add(IPV6_LEN).wrapping_add(plen))
+        }
+        _ => return Err(Counter::PassNotIp),
+    };
+    let dport = be16_at(ctx, udp.wrapping_add(2)).ok_or(Counter::PassBadHeader)?;
+    let cfg = CONFIG.get(0).ok_or(Counter::PassNoTable)?;
+    if !cfg.is_dns_port(dport) {
+        return Err(Counter::PassNotDnsPort);
+    }
+    let ulen = usize::from(be16_at(ctx, udp.wrapping_add(4)).ok_or(Counter::PassBadHeader)?);
+    if ulen < UDP_LEN || udp.wrapping_add(ulen) > ip_end || ip_end > frame_len {
+        return Err(Counter::PassBadHeader);
+    }
+    Ok(Layout { ip: off, ihl, udp, dns_len: ulen.wrapping_sub(UDP_LEN) })
+}
+
+/// IPv6 extension headers (RFC 8200 §4, RFC 7045): hop-by-hop, routing, fragment,
+/// destination options, AH, ESP, mobility, HIP, shim6, experimental.
+#[inline(always)]
+fn is_ipv6_extension(next: u8) -> bool {
+    matches!(next, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
+}
+
+/// State of the label-hashing loop (one `bpf_loop` iteration per label).
+#[repr(C)]
+struct LabelLoop {
+    scratch: *mut Scratch,
+    seed: u64,
+    /// Offset of the next length octet in the message.
+    pos: u64,
+    /// Valid octets in the message copy.
+    end: u64,
+    /// Labels hashed so far.
+    labels: u64,
+    /// 0 while running, 1 at the root label, or 2 + a `Counter` on error.
+    state: u64,
+}
+
+const LOOP_RUNNING: u64 = 0;
+const LOOP_ROOT: u64 = 1;
+const LOOP_ERROR: u64 = 2;
+
+#[inline(never)]
+extern "C" fn label_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is the LabelLoop on the caller's stack (bpf_loop passes it through).
+    let l = unsafe { &mut *ctx.cast::<LabelLoop>() };
+    // SAFETY: the scratch pointer came from a successful per-CPU map lookup.
+    let s = unsafe { &mut *l.scratch };
+    let pos = (l.pos as usize) & MSG_MASK;
+    match dns::label_at(&s.msg, pos, l.end as usize) {
+        Err(e) => {
+            l.state = LOOP_ERROR + e.counter() as u64;
+            1
+        }
+        Ok(None) => {
+            l.state = LOOP_ROOT;
+            1
+        }
+        Ok(Some(len)) => {
+            let start = pos.wrapping_add(1);
+            let h = dns::hash_label(&s.msg, start, len, l.seed);
+            // verifier: derive the slot from the loop index, which the verifier treats as
+            // unknown, not from a counter in ctx, which would be tracked precisely and keep the
+            // callback from converging.
+            let i = (index as usize) & MAX_LABELS;
+            if let Some(slot) = s.label_hash.get_mut(i) {
+                *slot = h;
+            }
+            if let Some(slot) = s.label_pos.get_mut(i) {
+                *slot = pos as u16;
+            }
+            l.labels = index.wrapping_add(1);
+            l.pos = (start.wrapping_add(len) & MSG_MASK) as u64;
+            0
+        }
+    }
+}
+
+/// State of the suffix walk (one `bpf_loop` iteration per label, from the top-level label).
+#[repr(C)]
+struct WalkLoop {
+    scratch: *mut Scratch,
+    table: *const Generation,
+    nbuckets: u64,
+    /// Number of labels in the query.
+    labels: u64,
+    /// Key of the suffix walked so far.
+    key: u64,
+    /// Best entry so far (encoded) and the label where it matched.
+    best: u64,
+    best_label: u64,
+    found: u64,
+}
+
+#[inline(never)]
+extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is the WalkLoop on the caller's stack.
+    let w = unsafe { &mut *ctx.cast::<WalkLoop>() };
+    // SAFETY: both pointers came from successful map lookups in this program run.
+    let (s, table) = unsafe { (&*w.scratch, &*w.table) };
+    // Label k is the index-th from the right.
+    let k = (w.labels.wrapping_sub(1).wrapping_sub(index) as usize) & MAX_LABELS;
+    let lh = s.label_hash.get(k).copied().unwrap_or(0);
+    let key = hash::suffix_key(w.key, lh);
+    w.key = key;
+    let home = home_bucket(key, w.nbuckets);
+    let mut j = 0u64;
+    while j < PROBE_BUCKETS as u64 {
+        let Some(bucket) = table.get(home.wrapping_add(j) as u32) else {
+            return 1;
+        };
+        match probe_bucket(bucket, key) {
+            Probe::Hit(v) => {
+                let e = Entry::decode(v);
+                if e.applies(k == 0) {
+                    w.best = v;
+                    w.best_label = k as u64;
+                    w.found = 1;
+                }
+                return if e.has_children() { 0 } else { 1 };
+            }
+            Probe::Absent => return 1,
+            Probe::Next => j += 1,
+        }
+    }
+    1
+}
+
+#[inline(always)]
+fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
+    let n = layout.dns_len.min(MSG_COPY_MAX);
+    if n < HEADER_LEN {
+        return Err(Counter::PassShortDns);
+    }
+    let scratch = SCRATCH.get_ptr_mut(0).ok_or(Counter::PassShortDns)?;
+    // SAFETY: per-CPU scratch, used by this program run only.
+    let s = unsafe { &mut *scratch };
+    // verifier: an arithmetic clamp to [1, 512] that survives LLVM's register allocation.
+    let n = (n.wrapping_sub(1) & (MSG_COPY_MAX - 1)).wrapping_add(1);
+    // SAFETY: the buffer holds MSG_BYTES >= MSG_COPY_MAX >= n octets.
+    let rc = unsafe {
+        bpf_xdp_load_bytes(ctx.ctx, layout.dns() as u32, s.msg.0.as_mut_ptr().cast(), n as u32)
+    };
+    if rc != 0 {
+        return Err(Counter::PassBadHeader);
+    }
+    let header = dns::check_header(&s.msg, n)?;
+
+    let table = TABLE.get(0).ok_or(Counter::PassNoTable)?;
+    let head = table.get(0).ok_or(Counter::PassNoTable)?.header();
+    if head.magic != MAGIC || head.nbuckets == 0 {
+        return Err(Counter::PassBadTable);
+    }
+
+    let mut l = LabelLoop {
+        scratch,
+        seed: head.seed,
+        pos: HEADER_LEN as u64,
+        end: n as u64,
+        labels: 0,
+        state: LOOP_RUNNING,
+    };
+    // SAFETY: label_step is a static callback; l lives on this stack for the call.
+    unsafe {
+        bpf_loop(
+            (MAX_LABELS + 1) as u32,
+            label_step as *mut c_void,
+            (&raw mut l).cast(),
+            0,
+        )
+    };
+    match l.state {
+        LOOP_ROOT => {}
+        LOOP_RUNNING => return Err(Counter::PassNameTooLong),
+        st => return Err(counter_from(st.wrapping_sub(LOOP_ERROR))),
+    }
+    let root = (l.pos as usize) & MSG_MASK;
+    let tail = dns::question_tail(&s.msg, root, n)?;
+    if l.labels == 0 {
+        return Err(Counter::PassNoMatch);
+    }
+
+    let mut w = WalkLoop {
+        scratch,
+        table: table as *const Generation,
+        nbuckets: head.nbuckets,
+        labels: l.labels,
+        key: hash::root_key(head.seed),
+        best: 0,
+        best_label: 0,
+        found: 0,
+    };
+    // SAFETY: walk_step is a static callback; w lives on this stack for the call.
+    unsafe {
+        bpf_loop(l.labels as u32, walk_step as *mut c_void, (&raw mut w).cast(), 0)
+    };
+    if w.found == 0 {
+        return Err(Counter::PassNoMatch);
+    }
+    let entry = Entry::decode(w.best);
+    count(&GROUP_HITS, entry.group);
+    match entry.action {
+        Action::Allow => return Ok(pass(Counter::HitAllow)),
+        Action::Monitor => return Ok(pass(Counter::HitMonitor)),
+        Action::Drop => return Ok((XDP_DROP, Counter::Drop)),
+        _ => {}
+    }
+    let owner = s.label_pos.get((w.best_label as usize) & MAX_LABELS).copied().unwrap_or(12);
+    let opt = dns::find_opt(&s.msg, tail.end, n, header.arcount);
+    let pending = [
+        entry.action as u64,
+        entry.ede() as u64,
+        u64::from(header.flags_hi),
+        u64::from(header.flags_lo),
+        u64::from(tail.qtype),
+        tail.end as u64,
+        u64::from(owner),
+        match opt {
+            None => 0,
+            Some(o) => 1 | (u64::from(o.dnssec_ok) << 1),
+        },
+        layout.ip as u64,
+        layout.ihl as u64,
+    ];
+    // verifier: the answer path is verified once per distinct state that reaches it. Passing
+    // its inputs through per-CPU memory (volatile, so LLVM cannot forward the values) makes
+    // them unknown scalars, so every path through the parser and the lookup reaches it in the
+    // same state.
+    for (i, v) in pending.iter().enumerate() {
+        if let Some(slot) = s.pending.get_mut(i) {
+            // SAFETY: slot is a valid, aligned u64 in the scratch map value.
+            unsafe { core::ptr::write_volatile(slot, *v) };
+        }
+    }
+    answer_pending(ctx, s).ok_or(Counter::AnswerFailed)
+}
+
+/// Builds and sends the answer described by `s.pending`.
+#[inline(always)]
+fn answer_pending(ctx: &XdpContext, s: &mut Scratch) -> Option<Outcome> {
+    let mut p = [0u64; 10];
+    for (i, v) in p.iter_mut().enumerate() {
+        // SAFETY: reading a valid, aligned u64 from the scratch map value.
+        *v = unsafe { core::ptr::read_volatile(s.pending.get(i)?) };
+    }
+    let [action, ede, flags_hi, flags_lo, qtype, qend, owner, opt, ip, ihl] = p;
+    let action = Action::from_u8(action as u8);
+    let cfg = CONFIG.get(0)?;
+    let shape = answer::shape(action, qtype as u16, cfg)?;
+    let plan = Plan {
+        action,
+        ede: filter_common::table::Ede::from_bits(ede as u8),
+        header: dns::Header { flags_hi: flags_hi as u8, flags_lo: flags_lo as u8, arcount: 0 },
+        qtype: qtype as u16,
+        qend: (qend as usize) & MSG_MASK,
+        owner: (owner as usize) & MSG_MASK,
+        opt: if opt & 1 != 0 { Some(dns::Opt { dnssec_ok: opt & 2 != 0 }) } else { None },
+    };
+    let ihl = (ihl as usize) & 0x3c;
+    let ip = (ip as usize) & 0x1f;
+    let udp = ip.wrapping_add(if ihl == 0 { IPV6_LEN } else { ihl });
+    let layout = Layout { ip, ihl, udp, dns_len: 0 };
+    let len = answer::build(&mut s.msg, cfg, &plan, shape, &HelperCopy);
+    transmit(ctx, &layout, s, len)?;
+    Some((XDP_TX, answer_counter(action)))
+}
+
+/// Copies config octets into the message with one `bpf_probe_read_kernel` (a bounded memcpy).
+struct HelperCopy;
+
+impl answer::CopyInto for HelperCopy {
+    #[inline(always)]
+    fn copy_into(&self, msg: &mut dns::MsgBuf, off: usize, src: &[u8; SOA_RR_MAX], len: usize) {
+        let off = off & MSG_MASK;
+        if len == 0 || len > SOA_RR_MAX {
+            return;
+        }
+        // verifier: clamp to [1, SOA_RR_MAX] arithmetically.
+        let len = (len.wrapping_sub(1) & (SOA_RR_MAX - 1)).wrapping_add(1);
+        if let Some(dst) = msg.0.get_mut(off..) {
+            // SAFETY: off <= 511 and len <= 128, inside the 1024-octet buffer; src has 128 octets.
+            unsafe { bpf_probe_read_kernel(dst.as_mut_ptr().cast(), len as u32, src.as_ptr().cast()) };
+        }
+    }
+}
+
+#[inline(always)]
+fn answer_counter(action: Action) -> Counter {
+    match action {
+        Action::Nxdomain => Counter::AnswerNxdomain,
+        Action::Nodata => Counter::AnswerNodata,
+        Action::Refused => Counter::AnswerRefused,
+        Action::Truncate => Counter::AnswerTruncate,
+        _ => Counter::AnswerRedirect,
+    }
+}
+
+#[inline(always)]
+fn counter_from(v: u64) -> Counter {
+    match v {
+        x if x == Counter::PassMalformedName as u64 => Counter::PassMalformedName,
+        x if x == Counter::PassCompressedName as u64 => Counter::PassCompressedName,
+        x if x == Counter::PassNameTooLong as u64 => Counter::PassNameTooLong,
+        _ => Counter::PassTruncatedName,
+    }
+}
+
+/// One's-complement fold of a 32-bit partial sum to the 16-bit checksum (as stored).
+#[inline(always)]
+fn fold(sum: i64) -> u16 {
+    let mut s = (sum as u64) & 0xffff_ffff;
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    let c = !(s as u16);
+    if c == 0 { 0xffff } else { c }
+}
+
+/// Swaps `len` octets at `a` and `b` in the packet.
+///
+/// # Safety
+/// Both ranges must be inside the packet.
+#[inline(always)]
+unsafe fn swap_bytes<const LEN: usize>(a: *mut u8, b: *mut u8) {
+    // SAFETY: the caller guarantees both ranges are in the packet.
+    unsafe {
+        let x = a.cast::<[u8; LEN]>().read_unaligned();
+        let y = b.cast::<[u8; LEN]>().read_unaligned();
+        a.cast::<[u8; LEN]>().write_unaligned(y);
+        b.cast::<[u8; LEN]>().write_unaligned(x);
+    }
+}
+
+/// Resizes the frame to carry the `len`-octet answer in `s.msg`, writes it, turns the
+/// addresses and ports around, fixes lengths and checksums. `None` if the frame could not be
+/// resized or written (it is then passed: only the tail may have changed, never the query).
+#[inline(always)]
+fn transmit(ctx: &XdpContext, layout: &Layout, s: &mut Scratch, len: usize) -> Option<()> {
+    if len < HEADER_LEN || len > MSG_COPY_MAX {
+        return None;
+    }
+    let dns_off = layout.dns();
+    let frame_len = ctx.data_end().wrapping_sub(ctx.data());
+    let delta = (dns_off.wrapping_add(len) as i64).wrapping_sub(frame_len as i64);
+    // SAFETY: plain helper calls on this program's context.
+    unsafe {
+        if delta != 0 && bpf_xdp_adjust_tail(ctx.ctx, delta as i32) != 0 {
+            return None;
+        }
+        // verifier: clamp to [1, 512] arithmetically (len is 12..=512 here).
+        let n = (len.wrapping_sub(1) & (MSG_COPY_MAX - 1)).wrapping_add(1);
+        if bpf_xdp_store_bytes(ctx.ctx, dns_off as u32, s.msg.0.as_mut_ptr().cast(), n as u32) != 0 {
+            return None;
+        }
+    }
+    // Checksum of the DNS message (zero-padded to a multiple of 4 by answer::build).
+    // verifier: a multiple of 4 in [4, 512].
+    let padded = ((len.wrapping_add(3) & !3).wrapping_sub(4) & (MSG_COPY_MAX - 4)).wrapping_add(4);
+    // SAFETY: msg holds MSG_BYTES octets, padded <= 512.
+    let msg_sum = unsafe {
+        bpf_csum_diff(core::ptr::null_mut(), 0, s.msg.0.as_mut_ptr().cast(), padded as u32, 0)
+    };
+    if msg_sum < 0 {
+        return None;
+    }
+    let udp_len = (len.wrapping_add(UDP_LEN)) as u16;
+
+    // Ethernet: swap destination and source.
+    let eth = ptr_at(ctx, 0, ETH_LEN)?;
+    // SAFETY: 14 octets checked by ptr_at.
+    unsafe { swap_bytes::<6>(eth, eth.add(6)) };
+
+    // Pseudo-header (RFC 768 / RFC 8200 §8.1) plus the UDP header, in network order.
+    let mut pseudo = [0u32; 12];
+    let pseudo_len;
+    if layout.is_v6() {
+        let ip = ptr_at(ctx, layout.ip, IPV6_LEN)?;
+        // SAFETY: 40 octets checked by ptr_at.
+        unsafe {
+            swap_bytes::<16>(ip.add(8), ip.add(24));
+            ip.add(4).cast::<[u8; 2]>().write_unaligned(udp_len.to_be_bytes());
+            *ip.add(7) = REPLY_HOP_LIMIT;
+            let p = pseudo.as_mut_ptr().cast::<u8>();
+            core::ptr::copy_nonoverlapping(ip.add(8), p, 32);
+            p.add(32).cast::<[u8; 4]>().write_unaligned(u32::from(udp_len).to_be_bytes());
+            *p.add(39) = IPPROTO_UDP;
+        }
+        pseudo_len = 48usize;
+    } else {
+        let ihl = layout.ihl & 0x3c;
+        let ip = ptr_at(ctx, layout.ip, 20)?;
+        let total = (ihl.wrapping_add(UDP_LEN).wrapping_add(len)) as u16;
+        // SAFETY: the 20-octet fixed header checked by ptr_at.
+        unsafe {
+            swap_bytes::<4>(ip.add(12), ip.add(16));
+            ip.add(2).cast::<[u8; 2]>().write_unaligned(total.to_be_bytes());
+            *ip.add(8) = REPLY_HOP_LIMIT;
+            ip.add(10).cast::<[u8; 2]>().write_unaligned([0, 0]);
+            let p = pseudo.as_mut_ptr().cast::<u8>();
+            core::ptr::copy_nonoverlapping(ip.add(12), p, 8);
+            *p.add(9) = IPPROTO_UDP;
+            p.add(10).cast::<[u8; 2]>().write_unaligned(udp_len.to_be_bytes());
+        }
+        // SAFETY: 20 octets checked by ptr_at.
+        let mut hsum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, ip.cast(), 20, 0) };
+        let opt_len = ihl.wrapping_sub(20) & 0x3c;
+        if opt_len > 0 && opt_len <= 40 && hsum >= 0 {
+            // IPv4 options: copied to the stack, since their length is not a constant.
+            let mut opts = [0u32; 10];
+            // SAFETY: opts has 40 octets; opt_len is 4..=40.
+            unsafe {
+                if bpf_xdp_load_bytes(ctx.ctx, layout.ip.wrapping_add(20) as u32, opts.as_mut_ptr().cast(), opt_len as u32) != 0 {
+                    return None;
+                }
+                hsum = bpf_csum_diff(core::ptr::null_mut(), 0, opts.as_mut_ptr(), opt_len as u32, hsum as u32);
+            }
+        }
+        if hsum < 0 {
+            return None;
+        }
+        let ip = ptr_at(ctx, layout.ip, 20)?;
+        // SAFETY: inside the checked header.
+        unsafe { ip.add(10).cast::<u16>().write_unaligned(fold(hsum)) };
+        pseudo_len = 20;
+    }
+    let udp = ptr_at(ctx, layout.udp, UDP_LEN)?;
+    // SAFETY: 8 octets checked by ptr_at; pseudo has room for the UDP header at pseudo_len - 8.
+    unsafe {
+        swap_bytes::<2>(udp, udp.add(2));
+        udp.add(4).cast::<[u8; 2]>().write_unaligned(udp_len.to_be_bytes());
+        udp.add(6).cast::<[u8; 2]>().write_unaligned([0, 0]);
+        let p = pseudo.as_mut_ptr().cast::<u8>().add(pseudo_len.wrapping_sub(UDP_LEN) & 0x3f);
+        core::ptr::copy_nonoverlapping(udp, p, UDP_LEN);
+    }
+    // SAFETY: pseudo is 48 octets on the stack; pseudo_len is 20 or 48.
+    let sum = unsafe {
+        bpf_csum_diff(core::ptr::null_mut(), 0, pseudo.as_mut_ptr(), pseudo_len as u32, msg_sum as u32)
+    };
+    if sum < 0 {
+        return None;
+    }
+    let udp = ptr_at(ctx, layout.udp, UDP_LEN)?;
+    // SAFETY: 8 octets checked by ptr_at.
+    unsafe { udp.add(6).cast::<u16>().write_unaligned(fold(sum)) };
+    Some(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
