@@ -48,11 +48,7 @@ pub const fn lower_word(w: u64) -> u64 {
 /// Mask that keeps the first `rem` octets (little-endian) of a word; all of them when `rem >= 8`.
 #[inline(always)]
 pub const fn tail_mask(rem: usize) -> u64 {
-    if rem >= WORD {
-        u64::MAX
-    } else {
-        (1u64 << ((rem & 7) * 8)).wrapping_sub(1)
-    }
+    if rem >= WORD { u64::MAX } else { (1u64 << ((rem & 7) * 8)).wrapping_sub(1) }
 }
 
 /// Starts the hash of a label of `len` octets.
@@ -102,11 +98,7 @@ pub fn hash_label_bytes(seed: u64, label: &[u8]) -> u64 {
 
 /// Keys of every suffix of a name given as its labels, most specific first.
 /// `keys[i]` is the key of `labels[i..]`. Returns the number of keys written.
-pub fn suffix_keys<'a>(
-    seed: u64,
-    labels: impl DoubleEndedIterator<Item = &'a [u8]>,
-    keys: &mut [u64],
-) -> usize {
+pub fn suffix_keys<'a>(seed: u64, labels: impl DoubleEndedIterator<Item = &'a [u8]>, keys: &mut [u64]) -> usize {
     let mut key = root_key(seed);
     let mut hashes = [0u64; crate::MAX_LABELS];
     let mut n = 0usize;

@@ -176,11 +176,7 @@ fn parse_frame(ctx: &XdpContext) -> Result<Layout, Counter> {
         ETH_P_IPV6 => {
             let next = u8_at(ctx, off.wrapping_add(6)).ok_or(Counter::PassBadHeader)?;
             if next != IPPROTO_UDP {
-                return Err(if is_ipv6_extension(next) {
-                    Counter::PassIpv6ExtHeader
-                } else {
-                    Counter::PassNotUdp
-                });
+                return Err(if is_ipv6_extension(next) { Counter::PassIpv6ExtHeader } else { Counter::PassNotUdp });
             }
             if u8_at(ctx, off).ok_or(Counter::PassBadHeader)? >> 4 != 6 {
                 return Err(Counter::PassBadHeader);
@@ -326,9 +322,7 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
     // verifier: an arithmetic clamp to [1, 512] that survives LLVM's register allocation.
     let n = (n.wrapping_sub(1) & (MSG_COPY_MAX - 1)).wrapping_add(1);
     // SAFETY: the buffer holds MSG_BYTES >= MSG_COPY_MAX >= n octets.
-    let rc = unsafe {
-        bpf_xdp_load_bytes(ctx.ctx, layout.dns() as u32, s.msg.0.as_mut_ptr().cast(), n as u32)
-    };
+    let rc = unsafe { bpf_xdp_load_bytes(ctx.ctx, layout.dns() as u32, s.msg.0.as_mut_ptr().cast(), n as u32) };
     if rc != 0 {
         return Err(Counter::PassBadHeader);
     }
@@ -340,23 +334,10 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
         return Err(Counter::PassBadTable);
     }
 
-    let mut l = LabelLoop {
-        scratch,
-        seed: head.seed,
-        pos: HEADER_LEN as u64,
-        end: n as u64,
-        labels: 0,
-        state: LOOP_RUNNING,
-    };
+    let mut l =
+        LabelLoop { scratch, seed: head.seed, pos: HEADER_LEN as u64, end: n as u64, labels: 0, state: LOOP_RUNNING };
     // SAFETY: label_step is a static callback; l lives on this stack for the call.
-    unsafe {
-        bpf_loop(
-            (MAX_LABELS + 1) as u32,
-            label_step as *mut c_void,
-            (&raw mut l).cast(),
-            0,
-        )
-    };
+    unsafe { bpf_loop((MAX_LABELS + 1) as u32, label_step as *mut c_void, (&raw mut l).cast(), 0) };
     match l.state {
         LOOP_ROOT => {}
         LOOP_RUNNING => return Err(Counter::PassNameTooLong),
@@ -379,9 +360,7 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
         found: 0,
     };
     // SAFETY: walk_step is a static callback; w lives on this stack for the call.
-    unsafe {
-        bpf_loop(l.labels as u32, walk_step as *mut c_void, (&raw mut w).cast(), 0)
-    };
+    unsafe { bpf_loop(l.labels as u32, walk_step as *mut c_void, (&raw mut w).cast(), 0) };
     if w.found == 0 {
         return Err(Counter::PassNoMatch);
     }
@@ -544,9 +523,7 @@ fn transmit(ctx: &XdpContext, layout: &Layout, s: &mut Scratch, len: usize) -> O
     // verifier: a multiple of 4 in [4, 512].
     let padded = ((len.wrapping_add(3) & !3).wrapping_sub(4) & (MSG_COPY_MAX - 4)).wrapping_add(4);
     // SAFETY: msg holds MSG_BYTES octets, padded <= 512.
-    let msg_sum = unsafe {
-        bpf_csum_diff(core::ptr::null_mut(), 0, s.msg.0.as_mut_ptr().cast(), padded as u32, 0)
-    };
+    let msg_sum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, s.msg.0.as_mut_ptr().cast(), padded as u32, 0) };
     if msg_sum < 0 {
         return None;
     }
@@ -596,7 +573,13 @@ fn transmit(ctx: &XdpContext, layout: &Layout, s: &mut Scratch, len: usize) -> O
             let mut opts = [0u32; 10];
             // SAFETY: opts has 40 octets; opt_len is 4..=40.
             unsafe {
-                if bpf_xdp_load_bytes(ctx.ctx, layout.ip.wrapping_add(20) as u32, opts.as_mut_ptr().cast(), opt_len as u32) != 0 {
+                if bpf_xdp_load_bytes(
+                    ctx.ctx,
+                    layout.ip.wrapping_add(20) as u32,
+                    opts.as_mut_ptr().cast(),
+                    opt_len as u32,
+                ) != 0
+                {
                     return None;
                 }
                 hsum = bpf_csum_diff(core::ptr::null_mut(), 0, opts.as_mut_ptr(), opt_len as u32, hsum as u32);
@@ -620,9 +603,8 @@ fn transmit(ctx: &XdpContext, layout: &Layout, s: &mut Scratch, len: usize) -> O
         core::ptr::copy_nonoverlapping(udp, p, UDP_LEN);
     }
     // SAFETY: pseudo is 48 octets on the stack; pseudo_len is 20 or 48.
-    let sum = unsafe {
-        bpf_csum_diff(core::ptr::null_mut(), 0, pseudo.as_mut_ptr(), pseudo_len as u32, msg_sum as u32)
-    };
+    let sum =
+        unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, pseudo.as_mut_ptr(), pseudo_len as u32, msg_sum as u32) };
     if sum < 0 {
         return None;
     }

@@ -48,7 +48,14 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { ports: vec![53], stop_v4: None, stop_v6: None, answer_ttl: 300, edns_udp_size: 1232, soa: Soa::default() }
+        Settings {
+            ports: vec![53],
+            stop_v4: None,
+            stop_v6: None,
+            answer_ttl: 300,
+            edns_udp_size: 1232,
+            soa: Soa::default(),
+        }
     }
 }
 
@@ -97,9 +104,11 @@ impl Settings {
     /// TYPE CLASS TTL RDLENGTH RDATA of the SOA record.
     fn soa_rr(&self) -> Result<Vec<u8>, SettingsError> {
         let wire = |field: &'static str, name: &str| {
-            parse_text_name(name)
-                .map(|l| to_wire(&l))
-                .map_err(|e| SettingsError::SoaName { field, name: name.to_string(), reason: e.to_string() })
+            parse_text_name(name).map(|l| to_wire(&l)).map_err(|e| SettingsError::SoaName {
+                field,
+                name: name.to_string(),
+                reason: e.to_string(),
+            })
         };
         let s = &self.soa;
         let mut rdata = wire("mname", &s.mname)?;

@@ -1,6 +1,7 @@
 //! dnsfilter userspace: builds lookup tables from lists, loads the XDP program, swaps table
 //! generations, attaches to interfaces and reads counters.
 
+pub mod cli;
 pub mod config;
 pub mod lists;
 pub mod loader;

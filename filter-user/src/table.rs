@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use filter_common::{
     hash,
     table::{
-        self, Action, Bucket, Ede, Entry, FLAG_BELOW, FLAG_CHILDREN, FLAG_ENTRY, FLAG_SELF, PROBE_BUCKETS,
-        Probe, SLOTS, TableHeader,
+        self, Action, Bucket, Ede, Entry, FLAG_BELOW, FLAG_CHILDREN, FLAG_ENTRY, FLAG_SELF, PROBE_BUCKETS, Probe,
+        SLOTS, TableHeader,
     },
 };
 
@@ -280,16 +280,26 @@ mod tests {
         )
         .err();
         assert!(matches!(e, Some(BuildError::Conflict { .. })), "{e:?}");
-        let e = build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("b.com", Scope::Subtree, Action::Drop)], 1, 1, 1).err();
+        let e =
+            build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("b.com", Scope::Subtree, Action::Drop)], 1, 1, 1)
+                .err();
         assert_eq!(e, Some(BuildError::Capacity { count: 2, capacity: 1 }));
         // Identical duplicates are fine.
-        assert!(build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 1).is_err());
-        assert!(build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 2).is_ok());
+        assert!(
+            build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 1)
+                .is_err()
+        );
+        assert!(
+            build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 2)
+                .is_ok()
+        );
     }
 
     #[test]
     fn many_names_all_found_and_memory_is_compact() {
-        let rules: Vec<Rule> = (0..50_000).map(|i| rule(&format!("site{i}.example{}.com", i % 100), Scope::Subtree, Action::Nxdomain)).collect();
+        let rules: Vec<Rule> = (0..50_000)
+            .map(|i| rule(&format!("site{i}.example{}.com", i % 100), Scope::Subtree, Action::Nxdomain))
+            .collect();
         let b = build(&rules, 9, 1, 1_000_000).unwrap();
         for i in (0..50_000).step_by(97) {
             assert_eq!(find(&b, &format!("www.site{i}.example{}.com", i % 100)).map(|x| x.1), Some(Action::Nxdomain));

@@ -72,12 +72,8 @@ impl Fixture {
         };
         out.truncate(size);
         let after = self.filter.counters().expect("counters");
-        let deltas = after
-            .iter()
-            .zip(before.iter())
-            .filter(|(a, b)| a.1 != b.1)
-            .map(|(a, b)| (a.0, a.1 - b.1))
-            .collect();
+        let deltas =
+            after.iter().zip(before.iter()).filter(|(a, b)| a.1 != b.1).map(|(a, b)| (a.0, a.1 - b.1)).collect();
         Run { verdict, out, deltas }
     }
 }

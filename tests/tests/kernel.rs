@@ -83,7 +83,10 @@ fn every_action() {
     assert_eq!((s.rcode, s.qr, s.ra, s.rd, s.tc, s.id), (Rcode::NXDOMAIN, true, true, true, false, 0xbeef));
     assert!(s.answers.is_empty());
     assert_eq!(s.authority.len(), 1, "{s:?}");
-    assert!(s.authority[0].starts_with("allostreaming.com SOA dnsfilter.invalid. hostmaster.dnsfilter.invalid."), "{s:?}");
+    assert!(
+        s.authority[0].starts_with("allostreaming.com SOA dnsfilter.invalid. hostmaster.dnsfilter.invalid."),
+        "{s:?}"
+    );
     assert!(!s.opt, "no OPT in the answer to a query without one");
 
     let (run, said) = ask(&mut fx, &v4(&Query::new("www.alloshowtv.com", AAAA)));
@@ -176,7 +179,10 @@ fn every_frame_shape() {
         ("qinq", Frame { vlans: vec![(0x88a8, 100), (0x8100, 42)], ..v4(&q) }),
         ("qinq ipv6", Frame { vlans: vec![(0x88a8, 100), (0x8100, 42)], ..Frame::new(Ip::v6(), q.build()) }),
         ("ipv4 options", Frame::new(Ip::V4 { options: vec![1, 1, 1, 0], frag: 0, proto: 17 }, q.build())),
-        ("ipv4 40 octets of options", Frame::new(Ip::V4 { options: [vec![1; 39], vec![0]].concat(), frag: 0, proto: 17 }, q.build())),
+        (
+            "ipv4 40 octets of options",
+            Frame::new(Ip::V4 { options: [vec![1; 39], vec![0]].concat(), frag: 0, proto: 17 }, q.build()),
+        ),
         ("ethernet padding", Frame { trailer: 20, ..v4(&q) }),
     ];
     for (what, frame) in shapes {
@@ -186,12 +192,28 @@ fn every_frame_shape() {
     }
     // Passed untouched, with their reason.
     let passes: Vec<(&str, Frame, Counter)> = vec![
-        ("ipv4 fragment (MF)", Frame::new(Ip::V4 { options: vec![], frag: 0x2000, proto: 17 }, q.build()), Counter::PassIpFragment),
-        ("ipv4 fragment (offset)", Frame::new(Ip::V4 { options: vec![], frag: 0x0010, proto: 17 }, q.build()), Counter::PassIpFragment),
-        ("ipv6 extension header", Frame::new(Ip::V6 { next: 0, ext: vec![17, 0, 1, 4, 0, 0, 0, 0] }, q.build()), Counter::PassIpv6ExtHeader),
+        (
+            "ipv4 fragment (MF)",
+            Frame::new(Ip::V4 { options: vec![], frag: 0x2000, proto: 17 }, q.build()),
+            Counter::PassIpFragment,
+        ),
+        (
+            "ipv4 fragment (offset)",
+            Frame::new(Ip::V4 { options: vec![], frag: 0x0010, proto: 17 }, q.build()),
+            Counter::PassIpFragment,
+        ),
+        (
+            "ipv6 extension header",
+            Frame::new(Ip::V6 { next: 0, ext: vec![17, 0, 1, 4, 0, 0, 0, 0] }, q.build()),
+            Counter::PassIpv6ExtHeader,
+        ),
         ("tcp", Frame::new(Ip::V4 { options: vec![], frag: 0, proto: 6 }, q.build()), Counter::PassNotUdp),
         ("other port", Frame { dport: 5353, ..v4(&q) }, Counter::PassNotDnsPort),
-        ("three vlan tags (not parsed)", Frame { vlans: vec![(0x88a8, 1), (0x8100, 2), (0x8100, 3)], ..v4(&q) }, Counter::PassNotIp),
+        (
+            "three vlan tags (not parsed)",
+            Frame { vlans: vec![(0x88a8, 1), (0x8100, 2), (0x8100, 3)], ..v4(&q) },
+            Counter::PassNotIp,
+        ),
     ];
     for (what, frame, counter) in passes {
         let bytes = frame.build();
@@ -253,10 +275,14 @@ fn headers_that_are_not_standard_queries_pass() {
         ("ancount", Box::new(|m| m[7] = 1), Counter::PassHasRecords),
         ("nscount", Box::new(|m| m[9] = 1), Counter::PassHasRecords),
         ("arcount 2", Box::new(|m| m[11] = 2), Counter::PassArcount),
-        ("class CH", Box::new(|m| {
-            let n = m.len();
-            m[n - 1] = 3;
-        }), Counter::PassNotClassIn),
+        (
+            "class CH",
+            Box::new(|m| {
+                let n = m.len();
+                m[n - 1] = 3;
+            }),
+            Counter::PassNotClassIn,
+        ),
         ("short header", Box::new(|m| m.truncate(11)), Counter::PassShortDns),
     ];
     for (what, edit, counter) in cases {
@@ -383,7 +409,11 @@ fn no_table_passes() {
     }
     let mut filter = filter_user::loader::Filter::load(8).unwrap();
     let bytes = v4(&Query::new("allostreaming.com", A)).build();
-    let mut fx = Fixture { filter: filter_user::loader::Filter::load(8).unwrap(), built: filter_user::table::build(&[], 1, 1, 1).unwrap(), config: Default::default() };
+    let mut fx = Fixture {
+        filter: filter_user::loader::Filter::load(8).unwrap(),
+        built: filter_user::table::build(&[], 1, 1, 1).unwrap(),
+        config: Default::default(),
+    };
     std::mem::swap(&mut fx.filter, &mut filter);
     fx.run(&bytes).expect(XDP_PASS, Counter::PassNoTable);
 }
