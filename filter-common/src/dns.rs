@@ -269,7 +269,7 @@ pub fn find_opt(msg: &MsgBuf, at: usize, len: usize, arcount: u16) -> Option<Opt
 }
 
 /// Host-side view of a parsed question, built by [`parse_question`].
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Question {
     /// Offsets of each label's length octet, most specific first.
@@ -283,7 +283,7 @@ pub struct Question {
 }
 
 /// Parses the question of a whole DNS message (host side), with the same steps as the kernel.
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 pub fn parse_question(message: &[u8], seed: u64) -> Result<Question, Counter> {
     let (msg, len) = MsgBuf::from_message(message);
     check_header(&msg, len)?;
@@ -343,7 +343,7 @@ impl core::fmt::Display for TextNameError {
 /// Parses a name in presentation format into canonical (lower-case) labels, most specific
 /// first. Accepts a trailing dot and RFC 1035 escapes (`\.`, `\065`). Refuses whitespace and
 /// control characters; other octets are kept (the DNS allows any octet in a label).
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 pub fn parse_text_name(text: &str) -> Result<std::vec::Vec<std::vec::Vec<u8>>, TextNameError> {
     use std::vec::Vec;
     let text = text.strip_suffix('.').unwrap_or(text);
@@ -394,7 +394,7 @@ pub fn parse_text_name(text: &str) -> Result<std::vec::Vec<std::vec::Vec<u8>>, T
 }
 
 /// Wire form of canonical labels (length-prefixed, root-terminated).
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 pub fn to_wire(labels: &[std::vec::Vec<u8>]) -> std::vec::Vec<u8> {
     let mut out = std::vec::Vec::new();
     for l in labels {
@@ -407,7 +407,7 @@ pub fn to_wire(labels: &[std::vec::Vec<u8>]) -> std::vec::Vec<u8> {
 
 /// Presentation form of canonical labels, with escapes for dots, backslashes and
 /// non-printable octets.
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 pub fn to_text(labels: &[std::vec::Vec<u8>]) -> std::string::String {
     use core::fmt::Write as _;
     let mut s = std::string::String::new();
@@ -432,7 +432,7 @@ pub fn to_text(labels: &[std::vec::Vec<u8>]) -> std::string::String {
 }
 
 /// Keys of every suffix of a text name's labels, most specific first.
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 pub fn text_suffix_keys(labels: &[std::vec::Vec<u8>], seed: u64) -> std::vec::Vec<u64> {
     let mut keys = std::vec![0u64; labels.len()];
     hash::suffix_keys(seed, labels.iter().map(|l| l.as_slice()), &mut keys);
@@ -451,4 +451,176 @@ pub struct Scratch {
     pub label_pos: [u16; crate::MAX_LABELS + 1],
     /// Inputs of the answer path, handed over through memory (see the program).
     pub pending: [u64; 10],
+}
+
+/// Parses `message` with two seeds and checks what must hold for every input: the same
+/// outcome for both seeds, one key per label, the root octet after every label, keys never 0.
+/// Used by the fuzz target and by the seed-corpus test. Panics on a violation.
+#[cfg(any(test, feature = "std"))]
+pub fn check_parse_invariants(message: &[u8]) {
+    let a = parse_question(message, 1);
+    let b = parse_question(message, 2);
+    assert_eq!(a.is_ok(), b.is_ok(), "outcome independent of the seed");
+    if let (Ok(a), Ok(b)) = (a, b) {
+        assert_eq!(a.label_offsets, b.label_offsets);
+        assert_eq!(a.keys.len(), a.label_offsets.len());
+        assert!(a.keys.iter().all(|k| *k != 0));
+        assert!(a.root < message.len().min(MSG_COPY_MAX));
+        assert!(a.root.wrapping_sub(HEADER_LEN) < crate::QNAME_MAX);
+        assert_eq!(message.get(a.root), Some(&0));
+        assert!(a.tail.end <= message.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::vec::Vec;
+
+    fn message(qname: &[u8]) -> Vec<u8> {
+        let mut m = std::vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(qname);
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        m
+    }
+
+    fn wire_of(labels: &[&[u8]]) -> Vec<u8> {
+        let mut w = Vec::new();
+        for l in labels {
+            w.push(l.len() as u8);
+            w.extend_from_slice(l);
+        }
+        w.push(0);
+        w
+    }
+
+    #[test]
+    fn golden_vectors() {
+        // Regression guard for the hash: a change here changes every key in every table.
+        let q = parse_question(&message(&wire_of(&[b"www", b"Example", b"COM"])), 0x0123_4567_89ab_cdef).unwrap();
+        assert_eq!(q.label_offsets, [12, 16, 24]);
+        assert_eq!(q.root, 28);
+        assert_eq!(q.tail, QuestionTail { qtype: 1, end: 33 });
+        let text = text_suffix_keys(&parse_text_name("www.example.com").unwrap(), 0x0123_4567_89ab_cdef);
+        assert_eq!(q.keys, text);
+        assert_eq!(text[2], 0x1dc8_3fb8_d9cf_23a5, "key of com: {:#x}", text[2]);
+    }
+
+    #[test]
+    fn label_boundaries() {
+        let l63 = [b'a'; 63];
+        let l64 = [b'a'; 64];
+        assert!(parse_question(&message(&wire_of(&[&l63, b"com"])), 1).is_ok());
+        assert_eq!(parse_question(&message(&wire_of(&[&l64, b"com"])), 1).err(), Some(Counter::PassMalformedName));
+        // 255 octets: accepted; 256: refused.
+        let l62 = [b'b'; 62];
+        let ok = wire_of(&[&l63, &l63, &l63, &l62[..61]]);
+        assert_eq!(ok.len(), 255);
+        assert!(parse_question(&message(&ok), 1).is_ok());
+        let long = wire_of(&[&l63, &l63, &l63, &l62]);
+        assert_eq!(long.len(), 256);
+        assert_eq!(parse_question(&message(&long), 1).err(), Some(Counter::PassNameTooLong));
+        // 127 labels of one octet: 255 octets, accepted with 127 keys.
+        let ones: Vec<&[u8]> = std::iter::repeat_n(&b"x"[..], 127).collect();
+        let q = parse_question(&message(&wire_of(&ones)), 1).unwrap();
+        assert_eq!(q.keys.len(), 127);
+        // The root name: no labels.
+        let q = parse_question(&message(&[0]), 1).unwrap();
+        assert!(q.keys.is_empty());
+    }
+
+    #[test]
+    fn malformed_shapes() {
+        let cases: [(&[u8], Counter); 5] = [
+            (&[0xc0, 0x0c], Counter::PassCompressedName),
+            (&[3, b'w', b'w', b'w', 0xc0, 0x0c], Counter::PassCompressedName),
+            (&[0x40, b'a', 0], Counter::PassMalformedName),
+            (&[0x80, b'a', 0], Counter::PassMalformedName),
+            (&[0x41, b'a', 0], Counter::PassMalformedName),
+        ];
+        for (qname, counter) in cases {
+            assert_eq!(parse_question(&message(qname), 1).err(), Some(counter), "{qname:?}");
+        }
+        let mut m = message(&wire_of(&[b"a"]));
+        m[2] |= 0x80;
+        assert_eq!(parse_question(&m, 1).err(), Some(Counter::PassNotQuery));
+        let mut m = message(&wire_of(&[b"a"]));
+        let n = m.len();
+        m[n - 1] = 3;
+        assert_eq!(parse_question(&m, 1).err(), Some(Counter::PassNotClassIn));
+    }
+
+    #[test]
+    fn truncation_at_every_offset() {
+        let m = message(&wire_of(&[b"www", b"allostreaming", b"com"]));
+        for cut in 0..m.len() {
+            let r = parse_question(&m[..cut], 1);
+            let want = if cut < HEADER_LEN { Counter::PassShortDns } else { Counter::PassTruncatedName };
+            assert_eq!(r.err(), Some(want), "cut at {cut}");
+            check_parse_invariants(&m[..cut]);
+        }
+        assert!(parse_question(&m, 1).is_ok());
+    }
+
+    #[test]
+    fn fuzz_seed_corpus_holds_the_invariants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/parse_question");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            check_parse_invariants(&bytes);
+            n += 1;
+        }
+        assert!(n >= 8, "seed corpus in {} has {n} files", dir.display());
+    }
+
+    #[test]
+    fn text_parsing() {
+        assert_eq!(
+            parse_text_name("WWW.Example.COM.").unwrap(),
+            [b"www".to_vec(), b"example".to_vec(), b"com".to_vec()]
+        );
+        assert_eq!(parse_text_name("a\\.b.c").unwrap(), [b"a.b".to_vec(), b"c".to_vec()]);
+        assert_eq!(parse_text_name("\\065b.c").unwrap()[0], b"ab".to_vec());
+        assert_eq!(parse_text_name(""), Err(TextNameError::Empty));
+        assert_eq!(parse_text_name("."), Err(TextNameError::Empty));
+        assert_eq!(parse_text_name("a..b"), Err(TextNameError::EmptyLabel));
+        assert_eq!(parse_text_name(".a"), Err(TextNameError::EmptyLabel));
+        assert_eq!(parse_text_name("a b"), Err(TextNameError::BadChar(' ')));
+        assert_eq!(parse_text_name("é.fr"), Err(TextNameError::BadChar('é')));
+        assert_eq!(parse_text_name("\\999.a"), Err(TextNameError::BadEscape));
+        assert_eq!(parse_text_name(&"a".repeat(64)), Err(TextNameError::LabelTooLong));
+        let long = std::vec![&*"a".repeat(63); 4].join(".");
+        assert_eq!(parse_text_name(&long), Err(TextNameError::NameTooLong));
+        let labels = parse_text_name("a\\.b.c\\\\d").unwrap();
+        assert_eq!(to_text(&labels), "a\\.b.c\\\\d");
+        assert_eq!(parse_text_name(&to_text(&labels)).unwrap(), labels);
+    }
+
+    fn label() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 1..=63)
+    }
+
+    proptest! {
+        /// The key of a name read from the wire (any case, any octets) equals the key of its
+        /// canonical text form.
+        #[test]
+        fn wire_hash_equals_text_hash(labels in proptest::collection::vec(label(), 1..=8), seed in any::<u64>()) {
+            let wire_len: usize = labels.iter().map(|l| l.len() + 1).sum::<usize>() + 1;
+            prop_assume!(wire_len <= crate::QNAME_MAX);
+            let refs: Vec<&[u8]> = labels.iter().map(|l| l.as_slice()).collect();
+            let q = parse_question(&message(&wire_of(&refs)), seed).unwrap();
+            let canonical: Vec<Vec<u8>> = labels.iter().map(|l| l.to_ascii_lowercase()).collect();
+            prop_assert_eq!(q.keys, text_suffix_keys(&canonical, seed));
+            // And through presentation format (escapes) and back.
+            let reparsed = parse_text_name(&to_text(&canonical)).unwrap();
+            prop_assert_eq!(reparsed, canonical);
+        }
+
+        #[test]
+        fn arbitrary_messages_hold_the_invariants(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            check_parse_invariants(&bytes);
+        }
+    }
 }

@@ -7,7 +7,7 @@
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![deny(clippy::arithmetic_side_effects)]
 
-#[cfg(any(test, feature = "user"))]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod answer;
