@@ -451,6 +451,8 @@ pub struct Scratch {
     pub label_pos: [u16; crate::MAX_LABELS + 1],
     /// Inputs of the answer path, handed over through memory (see the program).
     pub pending: [u64; 10],
+    /// Copy of the Ethernet, VLAN, IP and UDP headers while the frame grows at its head.
+    pub headers: [u8; 128],
 }
 
 /// Parses `message` with two seeds and checks what must hold for every input: the same

@@ -11,7 +11,8 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
     btf_maps::{Array, ArrayOfMaps, PerCpuArray},
     helpers::generated::{
-        bpf_csum_diff, bpf_loop, bpf_probe_read_kernel, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
+        bpf_csum_diff, bpf_loop, bpf_probe_read_kernel, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
+        bpf_xdp_store_bytes,
     },
     macros::{btf_map, xdp},
     programs::XdpContext,
@@ -511,7 +512,24 @@ fn transmit(ctx: &XdpContext, layout: &Layout, s: &mut Scratch, len: usize) -> O
     // SAFETY: plain helper calls on this program's context.
     unsafe {
         if delta != 0 && bpf_xdp_adjust_tail(ctx.ctx, delta as i32) != 0 {
-            return None;
+            // No tailroom (veth hands over skbs with little of it): grow at the head instead,
+            // moving the headers (at most 14 + 8 + 60 + 8 octets) to the new start.
+            if delta < 0 || dns_off > s.headers.len() {
+                return None;
+            }
+            // verifier: clamp to [1, 128] arithmetically.
+            let hlen = (dns_off.wrapping_sub(1) & 127).wrapping_add(1);
+            let hdr = s.headers.as_mut_ptr().cast();
+            if bpf_xdp_load_bytes(ctx.ctx, 0, hdr, hlen as u32) != 0
+                || bpf_xdp_adjust_head(ctx.ctx, (delta as i32).wrapping_neg()) != 0
+            {
+                return None;
+            }
+            if bpf_xdp_store_bytes(ctx.ctx, 0, hdr, hlen as u32) != 0 {
+                // The headroom is taken but the headers are not in front: nothing sane can
+                // be passed on. verifier-only reachable (the store is in bounds).
+                return None;
+            }
         }
         // verifier: clamp to [1, 512] arithmetically (len is 12..=512 here).
         let n = (len.wrapping_sub(1) & (MSG_COPY_MAX - 1)).wrapping_add(1);
