@@ -1,6 +1,6 @@
 //! The dnsfilter XDP program. It fetches packet bytes, calls `filter-common` for every
 //! decision, acts on the verdict (pass, drop, or an answer sent back with XDP_TX) and counts
-//! each packet once. Needs Linux 5.17 (`bpf_loop` with BTF callbacks, `bpf_xdp_load_bytes`).
+//! each packet once. Needs Linux 5.18 (`bpf_loop` with BTF callbacks since 5.17, `bpf_xdp_load_bytes` and `bpf_xdp_store_bytes` since 5.18).
 #![no_std]
 #![no_main]
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
