@@ -346,7 +346,11 @@ impl core::fmt::Display for TextNameError {
 #[cfg(any(test, feature = "std"))]
 pub fn parse_text_name(text: &str) -> Result<std::vec::Vec<std::vec::Vec<u8>>, TextNameError> {
     use std::vec::Vec;
-    let text = text.strip_suffix('.').unwrap_or(text);
+    // Strip the root dot, unless it is escaped (`a\.` is the label "a.").
+    let text = match text.strip_suffix('.') {
+        Some(rest) if rest.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 0 => rest,
+        _ => text,
+    };
     if text.is_empty() {
         return Err(TextNameError::Empty);
     }
@@ -584,6 +588,8 @@ mod tests {
             [b"www".to_vec(), b"example".to_vec(), b"com".to_vec()]
         );
         assert_eq!(parse_text_name("a\\.b.c").unwrap(), [b"a.b".to_vec(), b"c".to_vec()]);
+        assert_eq!(parse_text_name("\\.").unwrap(), [b".".to_vec()], "an escaped final dot is not the root");
+        assert_eq!(parse_text_name("a\\\\.").unwrap(), [b"a\\".to_vec()], "an escaped backslash then the root");
         assert_eq!(parse_text_name("\\065b.c").unwrap()[0], b"ab".to_vec());
         assert_eq!(parse_text_name(""), Err(TextNameError::Empty));
         assert_eq!(parse_text_name("."), Err(TextNameError::Empty));
