@@ -1,7 +1,7 @@
 //! Loads the XDP program, writes its configuration, installs table generations (built off-line,
 //! written through mmap, then swapped in with one map update) and reads its counters.
 
-use std::os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -235,6 +235,5 @@ fn create_generation(buckets: &[Bucket]) -> Result<MapData, LoadError> {
         std::ptr::copy_nonoverlapping(buckets.as_ptr().cast::<u8>(), p.cast::<u8>(), bytes);
         libc::munmap(p, bytes);
     }
-    let _ = fd.as_fd();
     MapData::from_fd(fd).map_err(|e| err(std::io::Error::other(e.to_string())))
 }
