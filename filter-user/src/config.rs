@@ -8,6 +8,41 @@ use filter_common::{
     dns::{CLASS_IN, TYPE_SOA, parse_text_name, to_wire},
 };
 
+/// Global answer settings as written in a file (`[settings]` of the config file or of an
+/// orders file). Every field is optional; unset fields keep their defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    /// UDP destination ports treated as DNS (default `[53]`).
+    pub ports: Option<Vec<u16>>,
+    /// Stop-page IPv4 address for `redirect`.
+    pub stop_v4: Option<Ipv4Addr>,
+    /// Stop-page IPv6 address for `redirect`.
+    pub stop_v6: Option<Ipv6Addr>,
+    /// TTL of stop-page answers, in seconds (default 300).
+    pub answer_ttl: Option<u32>,
+    /// UDP payload size advertised in the OPT record of answers (default 1232).
+    pub edns_udp_size: Option<u16>,
+    /// Resolver addresses to enforce on; queries to other destinations pass. Empty: all.
+    pub resolvers: Option<Vec<std::net::IpAddr>>,
+    /// The SOA of negative answers.
+    pub soa: Option<SoaFile>,
+}
+
+/// The SOA of negative answers as written in a file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoaFile {
+    pub mname: Option<String>,
+    pub rname: Option<String>,
+    pub serial: Option<u32>,
+    pub refresh: Option<u32>,
+    pub retry: Option<u32>,
+    pub expire: Option<u32>,
+    /// Negative-caching TTL (SOA MINIMUM and the SOA record's TTL), in seconds.
+    pub negative_ttl: Option<u32>,
+}
+
 /// The SOA placed in the authority section of NXDOMAIN and NODATA answers (RFC 2308).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Soa {

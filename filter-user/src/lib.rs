@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod lists;
+pub mod names;
 pub mod loader;
 pub mod table;
 

@@ -25,6 +25,13 @@ pub enum Scope {
     Below,
 }
 
+/// Stop-page addresses of a `redirect` entry. A family without an address gets NODATA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Stop {
+    pub v4: Option<std::net::Ipv4Addr>,
+    pub v6: Option<std::net::Ipv6Addr>,
+}
+
 /// One name to put in the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -33,8 +40,10 @@ pub struct Rule {
     pub scope: Scope,
     pub action: Action,
     pub ede: Ede,
-    /// Index of the group (order) in `GROUP_HITS`.
+    /// Index of the group (order × action) in `GROUP_HITS`.
     pub group: u32,
+    /// Own stop-page addresses of a `redirect` entry; `None` uses the global ones.
+    pub stop: Option<Stop>,
 }
 
 /// Why a set of rules cannot become a table.
@@ -217,7 +226,7 @@ mod tests {
     use filter_common::dns::parse_text_name;
 
     fn rule(name: &str, scope: Scope, action: Action) -> Rule {
-        Rule { labels: parse_text_name(name).unwrap(), scope, action, ede: Ede::Censored, group: 7 }
+        Rule { labels: parse_text_name(name).unwrap(), scope, action, ede: Ede::Censored, group: 7, stop: None }
     }
 
     fn find(b: &Built, name: &str) -> Option<(usize, Action)> {

@@ -22,7 +22,7 @@ const AAAA: u16 = 28;
 const MX: u16 = 15;
 
 fn rule(name: &str, scope: Scope, action: Action, ede: Ede, group: u32) -> Rule {
-    Rule { labels: parse_text_name(name).unwrap(), scope, action, ede, group }
+    Rule { labels: parse_text_name(name).unwrap(), scope, action, ede, group, stop: None }
 }
 
 fn settings() -> Settings {

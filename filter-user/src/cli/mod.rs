@@ -75,10 +75,25 @@ impl ListArgs {
     fn load(&self) -> Result<Vec<Rule>, lists::ListErrors> {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
+        let defaults = lists::Defaults { action: self.action, ede: self.ede };
         for (group, file) in self.lists.iter().enumerate() {
             let group = u32::try_from(group).unwrap_or(u32::MAX);
-            match lists::plain::load(file, self.action, self.ede, group) {
-                Ok(r) => rules.extend(r),
+            let text = match std::fs::read_to_string(file) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(lists::Diagnostic::new(file, 0, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            match lists::parse(file, &text, lists::Format::detect(file), defaults) {
+                Ok(p) => rules.extend(p.entries.into_iter().map(|l| Rule {
+                    labels: l.labels,
+                    scope: l.scope,
+                    action: l.action,
+                    ede: l.ede,
+                    group,
+                    stop: l.stop,
+                })),
                 Err(e) => errors.extend(e),
             }
         }
