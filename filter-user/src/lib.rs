@@ -2,9 +2,11 @@
 //! generations, attaches to interfaces and reads counters.
 
 pub mod cli;
+pub mod conf;
 pub mod config;
 pub mod lists;
 pub mod names;
+pub mod sys;
 pub mod loader;
 pub mod table;
 

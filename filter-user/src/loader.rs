@@ -1,12 +1,25 @@
 //! Loads the XDP program, writes its configuration, installs table generations (built off-line,
-//! written through mmap, then swapped in with one map update) and reads its counters.
+//! written through mmap, then swapped in with one map update), attaches to interfaces and reads
+//! counters.
+//!
+//! With [`Pins`], the maps, the program and one link per interface live under one bpffs folder
+//! with a versioned layout, so the interfaces stay filtered with the last list when the daemon
+//! stops, crashes or is upgraded; the next start adopts them.
 
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::{
+    collections::HashMap,
+    os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd},
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, ArrayOfMaps, Map, MapData, PerCpuArray},
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::{XdpLink, XdpLinkId},
+    },
 };
 use filter_common::{
     PROGRAM,
@@ -16,12 +29,16 @@ use filter_common::{
     table::{Bucket, TableHeader},
 };
 
-use crate::table::Built;
+use crate::{sys, table::Built};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 const BPF_F_INNER_MAP: u32 = 1 << 12;
+
+/// The maps kept across restarts, with their pin file names.
+const PINNED_MAPS: [(&str, &str); 4] =
+    [(maps::TABLE, "table"), (maps::CONFIG, "config"), (maps::COUNTERS, "counters"), (maps::GROUP_HITS, "group_hits")];
 
 /// Errors of the loader; each names what failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,10 +55,19 @@ pub enum LoadError {
     CreateTable { buckets: usize, source: std::io::Error },
     #[error("interface {iface}: {reason}")]
     Attach { iface: String, reason: String },
+    #[error("pin {path}: {reason}")]
+    Pin { path: PathBuf, reason: String },
+    #[error("nothing is pinned at {0} (is the filter running?)")]
+    NotPinned(PathBuf),
+}
+
+fn pin_err(path: &Path, reason: impl ToString) -> LoadError {
+    LoadError::Pin { path: path.to_path_buf(), reason: reason.to_string() }
 }
 
 /// How to attach to an interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Native (driver) XDP; falls back to skb mode with a warning if the driver lacks it.
     Native,
@@ -49,10 +75,240 @@ pub enum Mode {
     Skb,
 }
 
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Skb => "skb",
+        }
+    }
+}
+
+/// The bpffs folder of one filter: `<root>/v1/{table,config,counters,group_hits,prog}` and
+/// `<root>/v1/links/<interface>`. The layout version changes whenever the maps change shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pins {
+    pub root: PathBuf,
+}
+
+impl Pins {
+    /// Version of the pinned layout.
+    pub const LAYOUT: &'static str = "v1";
+    /// The default folder.
+    pub const DEFAULT_ROOT: &'static str = "/sys/fs/bpf/dnsfilter";
+
+    pub fn new(root: impl Into<PathBuf>) -> Pins {
+        Pins { root: root.into() }
+    }
+
+    /// The folder of the current layout.
+    pub fn dir(&self) -> PathBuf {
+        self.root.join(Self::LAYOUT)
+    }
+
+    fn map_path(&self, file: &str) -> PathBuf {
+        self.dir().join(file)
+    }
+
+    pub fn prog_path(&self) -> PathBuf {
+        self.dir().join("prog")
+    }
+
+    pub fn links_dir(&self) -> PathBuf {
+        self.dir().join("links")
+    }
+
+    pub fn link_path(&self, iface: &str) -> PathBuf {
+        self.links_dir().join(iface)
+    }
+
+    /// Whether a filter is pinned here (its table map exists).
+    pub fn exists(&self) -> bool {
+        self.map_path("table").exists()
+    }
+
+    /// Interfaces with a pinned link, sorted.
+    pub fn linked(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.links_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// What the kernel says about the link pinned for `iface`.
+    pub fn link_info(&self, iface: &str) -> Result<sys::XdpLinkInfo, LoadError> {
+        let path = self.link_path(iface);
+        let fd = sys::obj_get(&path).map_err(|e| pin_err(&path, e))?;
+        sys::xdp_link_info(fd.as_fd()).map_err(|e| pin_err(&path, e))
+    }
+
+    /// Detaches the link pinned for `iface` and removes its pin. The link is detached even if
+    /// another process (a running daemon) holds it.
+    pub fn detach(&self, iface: &str) -> Result<(), LoadError> {
+        let path = self.link_path(iface);
+        let fd = sys::obj_get(&path).map_err(|e| pin_err(&path, e))?;
+        sys::link_detach(fd.as_fd()).map_err(|e| pin_err(&path, format!("detach: {e}")))?;
+        std::fs::remove_file(&path).map_err(|e| pin_err(&path, e))
+    }
+
+    /// Removes every pin of the current layout (and the folders, when empty). Links must be
+    /// detached first.
+    pub fn remove_all(&self) -> Result<(), LoadError> {
+        let _ = std::fs::remove_dir(self.links_dir());
+        for (_, file) in PINNED_MAPS {
+            remove_if_present(&self.map_path(file))?;
+        }
+        remove_if_present(&self.prog_path())?;
+        let _ = std::fs::remove_dir(self.dir());
+        let _ = std::fs::remove_dir(&self.root);
+        Ok(())
+    }
+
+    /// Opens the pinned maps read-only, for the reporting verbs.
+    pub fn open(&self) -> Result<PinnedMaps, LoadError> {
+        if !self.exists() {
+            return Err(LoadError::NotPinned(self.dir()));
+        }
+        let open = |file: &str| {
+            let path = self.map_path(file);
+            let data = MapData::from_pin(&path).map_err(|e| pin_err(&path, e))?;
+            Map::from_map_data(data).map_err(|e| pin_err(&path, e))
+        };
+        Ok(PinnedMaps {
+            table: open("table")?,
+            config: open("config")?,
+            counters: open("counters")?,
+            group_hits: open("group_hits")?,
+        })
+    }
+}
+
+fn remove_if_present(path: &Path) -> Result<(), LoadError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(pin_err(path, e)),
+        _ => Ok(()),
+    }
+}
+
+/// The filter's maps opened from their pins.
+pub struct PinnedMaps {
+    table: Map,
+    config: Map,
+    counters: Map,
+    group_hits: Map,
+}
+
+impl PinnedMaps {
+    /// The generation in force, mapped read-only.
+    pub fn generation(&self) -> Result<Option<GenerationView>, LoadError> {
+        GenerationView::open(&self.table)
+    }
+
+    pub fn counters(&self) -> Result<Vec<(Counter, u64)>, LoadError> {
+        read_counters(&self.counters)
+    }
+
+    pub fn group_hits(&self) -> Result<Vec<u64>, LoadError> {
+        read_group_hits(&self.group_hits)
+    }
+
+    pub fn config(&self) -> Result<Config, LoadError> {
+        let name = maps::CONFIG;
+        let a: Array<&MapData, Config> = Array::try_from(&self.config).map_err(|source| LoadError::Map { name, source })?;
+        a.get(&0, 0).map_err(|source| LoadError::Map { name, source })
+    }
+}
+
+fn read_counters(map: &Map) -> Result<Vec<(Counter, u64)>, LoadError> {
+    let name = maps::COUNTERS;
+    let a: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+    Counter::ALL
+        .iter()
+        .map(|c| {
+            let v = a.get(&(*c as u32), 0).map_err(|source| LoadError::Map { name, source })?;
+            Ok((*c, v.iter().sum()))
+        })
+        .collect()
+}
+
+/// Hits of every group, summed over CPUs (index = group).
+fn read_group_hits(map: &Map) -> Result<Vec<u64>, LoadError> {
+    let name = maps::GROUP_HITS;
+    let a: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).map_err(|source| LoadError::Map { name, source })?;
+    (0..a.len())
+        .map(|g| a.get(&g, 0).map(|v| v.iter().sum()).map_err(|source| LoadError::Map { name, source }))
+        .collect()
+}
+
+/// A table generation in the kernel, mapped read-only.
+pub struct GenerationView {
+    ptr: *mut libc::c_void,
+    len: usize,
+    buckets: usize,
+}
+
+impl GenerationView {
+    fn open(outer: &Map) -> Result<Option<GenerationView>, LoadError> {
+        let name = maps::TABLE;
+        let outer: ArrayOfMaps<&MapData, MapData> =
+            ArrayOfMaps::try_from(outer).map_err(|source| LoadError::Map { name, source })?;
+        let inner = match outer.get(&0, 0) {
+            Ok(m) => m,
+            Err(aya::maps::MapError::KeyNotFound) => return Ok(None),
+            Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+                return Ok(None);
+            }
+            Err(source) => return Err(LoadError::Map { name, source }),
+        };
+        let info = inner.info().map_err(|source| LoadError::Map { name, source })?;
+        let buckets = info.max_entries() as usize;
+        let len = buckets * size_of::<Bucket>();
+        // SAFETY: read-only shared mapping of an mmapable array map of `len` octets.
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, inner.fd().as_fd().as_raw_fd(), 0)
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(LoadError::CreateTable { buckets, source: std::io::Error::last_os_error() });
+        }
+        Ok(Some(GenerationView { ptr, len, buckets }))
+    }
+
+    /// Looks canonical labels up exactly as the kernel does; see [`crate::table::lookup`].
+    pub fn lookup(&self, labels: &[Vec<u8>]) -> Option<(usize, filter_common::table::Entry)> {
+        let h = self.header()?;
+        crate::table::lookup(self.buckets(), &h, labels)
+    }
+
+    /// The elements, header first.
+    pub fn buckets(&self) -> &[Bucket] {
+        // SAFETY: the mapping holds `buckets` Bucket-sized, 8-aligned elements (page aligned),
+        // and lives as long as self. Generations are never written once installed.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<Bucket>(), self.buckets) }
+    }
+
+    pub fn header(&self) -> Option<TableHeader> {
+        self.buckets().first().map(Bucket::header).filter(|h| h.magic == filter_common::table::MAGIC)
+    }
+}
+
+impl Drop for GenerationView {
+    fn drop(&mut self) {
+        // SAFETY: unmapping what open() mapped.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
 /// A loaded filter: the program, its maps, and the generation in force.
 pub struct Filter {
     ebpf: Ebpf,
     header: Option<TableHeader>,
+    pins: Option<Pins>,
+    /// Links of an unpinned filter, by interface.
+    links: HashMap<String, XdpLinkId>,
 }
 
 /// Raises RLIMIT_MEMLOCK for kernels before 5.11 (memcg accounting). Failure is not fatal:
@@ -65,15 +321,83 @@ fn raise_memlock() {
     }
 }
 
+/// What happened to a pinned link when a filter adopted it.
+#[derive(Debug)]
+pub enum Adopted {
+    /// The link now runs this filter's program.
+    Kept { iface: String, info: sys::XdpLinkInfo },
+    /// The interface is gone (or was recreated): the stale pin was removed.
+    Stale { iface: String },
+}
+
 impl Filter {
-    /// Loads the object and the program (not attached). `groups` sizes the per-group counters.
-    pub fn load(groups: u32) -> Result<Filter, LoadError> {
+    /// Loads the object and the program (not attached), with maps of its own.
+    pub fn load() -> Result<Filter, LoadError> {
+        Self::load_with(None)
+    }
+
+    /// Loads the object and the program, reusing the maps pinned under `pins` (creating and
+    /// pinning them the first time), so the counters and the generation in force carry over.
+    /// Links are left alone: see [`Filter::adopt_links`].
+    pub fn load_pinned(pins: &Pins) -> Result<Filter, LoadError> {
+        let dir = pins.dir();
+        std::fs::create_dir_all(pins.links_dir()).map_err(|e| pin_err(&dir, e))?;
+        Self::load_with(Some(pins))
+    }
+
+    fn load_with(pins: Option<&Pins>) -> Result<Filter, LoadError> {
         raise_memlock();
-        let ebpf = EbpfLoader::new().map_max_entries(maps::GROUP_HITS, groups.max(1)).load(crate::BPF_OBJECT)?;
-        let mut f = Filter { ebpf, header: None };
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&str, PathBuf)> =
+            pins.map(|p| PINNED_MAPS.iter().map(|(name, file)| (*name, p.map_path(file))).collect()).unwrap_or_default();
+        for (name, path) in &paths {
+            loader.map_pin_path(name, path.as_path());
+        }
+        let ebpf = loader.load(crate::BPF_OBJECT)?;
+        let mut f = Filter { ebpf, header: None, pins: pins.cloned(), links: HashMap::new() };
         f.program()?.load()?;
-        f.set_config(&Config::default())?;
+        if pins.is_none() {
+            f.set_config(&Config::default())?;
+        } else {
+            f.header = f.current_header()?;
+        }
         Ok(f)
+    }
+
+    /// The pins this filter uses, if any.
+    pub fn pins(&self) -> Option<&Pins> {
+        self.pins.as_ref()
+    }
+
+    /// Points every pinned link at this filter's program (one atomic link update each: the
+    /// interface is never unfiltered), drops pins of interfaces that are gone, and pins the
+    /// program. Call after [`Filter::load_pinned`].
+    pub fn adopt_links(&mut self) -> Result<Vec<Adopted>, LoadError> {
+        let Some(pins) = self.pins.clone() else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for iface in pins.linked() {
+            let path = pins.link_path(&iface);
+            let info = pins.link_info(&iface)?;
+            if info.ifindex == 0 || sys::if_index(&iface) != Some(info.ifindex) {
+                tracing::warn!(iface, "pinned link is stale (interface gone or recreated); removing it");
+                let fd = sys::obj_get(&path).map_err(|e| pin_err(&path, e))?;
+                let _ = sys::link_detach(fd.as_fd());
+                remove_if_present(&path)?;
+                out.push(Adopted::Stale { iface });
+                continue;
+            }
+            let link = PinnedLink::from_pin(&path).map_err(|e| pin_err(&path, e))?;
+            let link = XdpLink::try_from(FdLink::from(link)).map_err(|e| pin_err(&path, e))?;
+            let id = self.program()?.attach_to_link(link)?;
+            // The pin still names the same link; this process only drops its descriptor.
+            let _ = self.program()?.take_link(id)?;
+            let info = pins.link_info(&iface)?;
+            out.push(Adopted::Kept { iface, info });
+        }
+        let prog = pins.prog_path();
+        remove_if_present(&prog)?;
+        self.program()?.pin(&prog).map_err(|e| pin_err(&prog, e))?;
+        Ok(out)
     }
 
     /// The XDP program.
@@ -98,6 +422,14 @@ impl Filter {
         a.set(0, cfg, 0).map_err(|source| LoadError::Map { name, source })
     }
 
+    /// The runtime configuration in force.
+    pub fn config(&self) -> Result<Config, LoadError> {
+        let name = maps::CONFIG;
+        let a: Array<&MapData, Config> =
+            Array::try_from(self.map(name)?).map_err(|source| LoadError::Map { name, source })?;
+        a.get(&0, 0).map_err(|source| LoadError::Map { name, source })
+    }
+
     /// Installs a generation: creates a new array, fills it through mmap, then swaps it in
     /// with one update of the `TABLE` slot. Packets see the old generation or the new one,
     /// never a mix within a lookup step; the old one is freed by the kernel after an RCU grace
@@ -112,23 +444,28 @@ impl Filter {
         Ok(())
     }
 
-    /// Header of the generation this process installed last.
+    /// Header of the generation in force (as installed by this process, or adopted).
     pub fn header(&self) -> Option<TableHeader> {
         self.header
     }
 
+    /// The generation in force, read from the kernel.
+    pub fn generation(&self) -> Result<Option<GenerationView>, LoadError> {
+        GenerationView::open(self.map(maps::TABLE)?)
+    }
+
+    fn current_header(&self) -> Result<Option<TableHeader>, LoadError> {
+        Ok(self.generation()?.and_then(|g| g.header()))
+    }
+
     /// Counter totals, summed over CPUs, indexed by [`Counter`].
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>, LoadError> {
-        let name = maps::COUNTERS;
-        let a: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(self.map(name)?).map_err(|source| LoadError::Map { name, source })?;
-        Counter::ALL
-            .iter()
-            .map(|c| {
-                let v = a.get(&(*c as u32), 0).map_err(|source| LoadError::Map { name, source })?;
-                Ok((*c, v.iter().sum()))
-            })
-            .collect()
+        read_counters(self.map(maps::COUNTERS)?)
+    }
+
+    /// Hits of every group, summed over CPUs (index = group).
+    pub fn group_hits_all(&self) -> Result<Vec<u64>, LoadError> {
+        read_group_hits(self.map(maps::GROUP_HITS)?)
     }
 
     /// Hits of one group, summed over CPUs.
@@ -140,43 +477,77 @@ impl Filter {
         Ok(v.iter().sum())
     }
 
+    /// Zeroes the hit counters of the given groups (slots handed to a new order).
+    pub fn clear_groups(&mut self, groups: &[u32]) -> Result<(), LoadError> {
+        let name = maps::GROUP_HITS;
+        let mut a: PerCpuArray<&mut MapData, u64> =
+            PerCpuArray::try_from(self.map_mut(name)?).map_err(|source| LoadError::Map { name, source })?;
+        let ncpus = aya::util::nr_cpus().map_err(|(_, e)| LoadError::Map {
+            name,
+            source: aya::maps::MapError::SyscallError(aya::sys::SyscallError { call: "nr_cpus", io_error: e }),
+        })?;
+        for g in groups {
+            let zeros = aya::maps::PerCpuValues::try_from(vec![0u64; ncpus])
+                .map_err(|e| LoadError::Map { name, source: aya::maps::MapError::SyscallError(aya::sys::SyscallError { call: "per-cpu values", io_error: e }) })?;
+            a.set(*g, zeros, 0).map_err(|source| LoadError::Map { name, source })?;
+        }
+        Ok(())
+    }
+
     /// Attaches to `iface`. Native mode falls back to skb mode (with a warning) when the
-    /// driver has no native XDP. Returns the mode in use.
-    pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<(XdpLinkId, Mode), LoadError> {
-        if nix_if_index(iface).is_none() {
+    /// driver has no native XDP. A pinned filter pins the link, so it outlives this process.
+    /// Returns the mode in use.
+    pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Mode, LoadError> {
+        if sys::if_index(iface).is_none() {
             return Err(LoadError::Attach { iface: iface.into(), reason: "no such interface".into() });
         }
         let prog = self.program()?;
-        match mode {
+        let (id, mode) = match mode {
             Mode::Skb => prog
                 .attach(iface, XdpMode::Skb)
                 .map(|id| (id, Mode::Skb))
-                .map_err(|e| LoadError::Attach { iface: iface.into(), reason: format!("skb mode: {e}") }),
+                .map_err(|e| LoadError::Attach { iface: iface.into(), reason: format!("skb mode: {e}") })?,
             Mode::Native => match prog.attach(iface, XdpMode::Driver) {
-                Ok(id) => Ok((id, Mode::Native)),
+                Ok(id) => (id, Mode::Native),
                 Err(native) => {
                     tracing::warn!(iface, error = %native, "native XDP unavailable, falling back to skb mode");
                     prog.attach(iface, XdpMode::Skb).map(|id| (id, Mode::Skb)).map_err(|e| LoadError::Attach {
                         iface: iface.into(),
                         reason: format!("native mode: {native}; skb mode: {e}"),
-                    })
+                    })?
                 }
             },
+        };
+        if let Some(pins) = self.pins.clone() {
+            let path = pins.link_path(iface);
+            let link = self.program()?.take_link(id)?;
+            let fd = FdLink::try_from(link).map_err(|e| LoadError::Attach {
+                iface: iface.into(),
+                reason: format!("the kernel attached without a bpf_link (Linux 5.9 or later is needed to pin): {e}"),
+            })?;
+            let pinned = fd.pin(&path).map_err(|e| pin_err(&path, e))?;
+            drop(pinned);
+        } else {
+            self.links.insert(iface.to_string(), id);
         }
+        Ok(mode)
     }
 
-    /// Detaches a link made by [`Filter::attach`].
-    pub fn detach(&mut self, id: XdpLinkId) -> Result<(), LoadError> {
-        Ok(self.program()?.detach(id)?)
+    /// Detaches from `iface` (and removes its pin, for a pinned filter).
+    pub fn detach(&mut self, iface: &str) -> Result<(), LoadError> {
+        if let Some(pins) = self.pins.clone() {
+            return pins.detach(iface);
+        }
+        match self.links.remove(iface) {
+            Some(id) => Ok(self.program()?.detach(id)?),
+            None => Err(LoadError::Attach { iface: iface.into(), reason: "not attached".into() }),
+        }
     }
 }
 
 /// Index of a network interface, or `None` if there is none of that name.
 pub fn nix_if_index(iface: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(iface).ok()?;
-    // SAFETY: valid NUL-terminated string.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (i != 0).then_some(i)
+    sys::if_index(iface)
 }
 
 /// `union bpf_attr` for BPF_MAP_CREATE (the fields up to map_name).

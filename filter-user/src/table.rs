@@ -64,47 +64,58 @@ pub struct Built {
 }
 
 impl Built {
-    /// Looks a name (canonical labels, most specific first) up the way the kernel does:
-    /// from the top-level label down, stopping at the first suffix not in the table. Returns
-    /// the most specific applicable entry and the index of the label where it matched.
+    /// Looks a name up the way the kernel does; see [`lookup`].
     pub fn lookup(&self, labels: &[Vec<u8>]) -> Option<(usize, Entry)> {
-        let keys = filter_common::dns::text_suffix_keys(labels, self.header.seed);
-        self.lookup_keys(&keys)
+        lookup(&self.buckets, &self.header, labels)
     }
 
     /// [`Built::lookup`] from precomputed suffix keys.
     pub fn lookup_keys(&self, keys: &[u64]) -> Option<(usize, Entry)> {
-        let mut best = None;
-        for (k, key) in keys.iter().enumerate().rev() {
-            let Some(v) = self.probe(*key) else { break };
-            let e = Entry::decode(v);
-            if e.applies(k == 0) {
-                best = Some((k, e));
-            }
-            if !e.has_children() {
-                break;
-            }
-        }
-        best
-    }
-
-    fn probe(&self, key: u64) -> Option<u64> {
-        let home = table::home_bucket(key, self.header.nbuckets);
-        for j in 0..PROBE_BUCKETS as u64 {
-            let b = self.buckets.get(usize::try_from(home + j).ok()?)?;
-            match table::probe_bucket(b, key) {
-                Probe::Hit(v) => return Some(v),
-                Probe::Absent => return None,
-                Probe::Next => {}
-            }
-        }
-        None
+        lookup_keys(&self.buckets, &self.header, keys)
     }
 
     /// Bytes of kernel memory the generation's array takes (elements only).
     pub fn bytes(&self) -> usize {
         self.buckets.len() * size_of::<Bucket>()
     }
+}
+
+/// Looks a name (canonical labels, most specific first) up in a generation's elements the way
+/// the kernel does: from the top-level label down, stopping at the first suffix not in the
+/// table. Returns the most specific applicable entry and the index of the label where it
+/// matched.
+pub fn lookup(buckets: &[Bucket], header: &TableHeader, labels: &[Vec<u8>]) -> Option<(usize, Entry)> {
+    let keys = filter_common::dns::text_suffix_keys(labels, header.seed);
+    lookup_keys(buckets, header, &keys)
+}
+
+/// [`lookup`] from precomputed suffix keys.
+pub fn lookup_keys(buckets: &[Bucket], header: &TableHeader, keys: &[u64]) -> Option<(usize, Entry)> {
+    let mut best = None;
+    for (k, key) in keys.iter().enumerate().rev() {
+        let Some(v) = probe(buckets, header.nbuckets, *key) else { break };
+        let e = Entry::decode(v);
+        if e.applies(k == 0) {
+            best = Some((k, e));
+        }
+        if !e.has_children() {
+            break;
+        }
+    }
+    best
+}
+
+fn probe(buckets: &[Bucket], nbuckets: u64, key: u64) -> Option<u64> {
+    let home = table::home_bucket(key, nbuckets);
+    for j in 0..PROBE_BUCKETS as u64 {
+        let b = buckets.get(usize::try_from(home + j).ok()?)?;
+        match table::probe_bucket(b, key) {
+            Probe::Hit(v) => return Some(v),
+            Probe::Absent => return None,
+            Probe::Next => {}
+        }
+    }
+    None
 }
 
 /// Builds a generation from `rules` with hash `seed`. Refuses more than `capacity` rules.

@@ -98,7 +98,7 @@ pub fn run(a: Args) -> ExitCode {
         }
     };
     let groups = u32::try_from(a.lists.lists.len()).unwrap_or(u32::MAX);
-    let mut filter = match Filter::load(groups) {
+    let mut filter = match Filter::load() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
@@ -114,9 +114,9 @@ pub fn run(a: Args) -> ExitCode {
     let mut links = Vec::new();
     for iface in &a.ifaces {
         match filter.attach(iface, a.mode) {
-            Ok((id, mode)) => {
+            Ok(mode) => {
                 tracing::info!(iface, ?mode, "attached");
-                links.push(id);
+                links.push(iface.clone());
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -135,8 +135,8 @@ pub fn run(a: Args) -> ExitCode {
         }
     }
     print_counters(&filter);
-    for id in links {
-        if let Err(e) = filter.detach(id) {
+    for iface in links {
+        if let Err(e) = filter.detach(&iface) {
             tracing::warn!(error = %e, "detach failed");
         }
     }
