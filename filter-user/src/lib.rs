@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod conf;
 pub mod config;
+pub mod daemon;
 pub mod lists;
 pub mod names;
 pub mod sys;

@@ -1,0 +1,511 @@
+//! From list sources to the entries in force: parse every file, keep the orders in force at a
+//! given time, apply the guards against over-blocking, detect conflicts between orders, and
+//! give each entry its counter group. Pure: no kernel, no clock, so every rule is unit-tested.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
+
+use filter_common::table::{Action, Ede};
+use sha2::Digest as _;
+
+use crate::{
+    config::SettingsFile,
+    conf::GuardConf,
+    lists::{self, Defaults, Diagnostic, Format, How, Loc, Order},
+    names,
+    table::{Rule, Scope, Stop},
+};
+
+/// One list file as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub format: Format,
+    pub text: String,
+    /// Hex sha256 of the file's bytes.
+    pub sha256: String,
+}
+
+impl Source {
+    pub fn new(path: PathBuf, format: Format, text: String) -> Source {
+        let sha256 = hex(&sha2::Sha256::digest(text.as_bytes()));
+        Source { path, format, text, sha256 }
+    }
+
+    /// Reads a list file.
+    pub fn read(path: &Path, format: Format) -> Result<Source, Diagnostic> {
+        let bytes = std::fs::read(path).map_err(|e| Diagnostic::new(path, 0, format!("cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let line = e.as_bytes().get(..e.utf8_error().valid_up_to()).map(|b| b.iter().filter(|c| **c == b'\n').count() + 1);
+            Diagnostic::new(path, line.unwrap_or(0), "not valid UTF-8")
+        })?;
+        Ok(Source::new(path.to_path_buf(), format, text))
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An order across all sources, with the file it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderInfo {
+    pub order: Order,
+    pub format: Format,
+    /// Entries it lists in force (0 when not in force).
+    pub entries: usize,
+    pub in_force: bool,
+}
+
+/// One entry in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub labels: Vec<Vec<u8>>,
+    pub scope: Scope,
+    /// What the kernel does (`monitor` for a monitor order's blocking entries).
+    pub action: Action,
+    /// What the entry asks for.
+    pub intended: Action,
+    pub ede: Ede,
+    pub stop: Option<Stop>,
+    pub order: String,
+    pub how: How,
+    pub loc: Loc,
+    pub override_reason: Option<String>,
+}
+
+impl Applied {
+    /// Text name of the entry as written in lists: `name` or `*.name` for below-only.
+    pub fn pattern(&self) -> String {
+        let n = names::display(&self.labels);
+        match self.scope {
+            Scope::Below => format!("*.{n}"),
+            _ => n,
+        }
+    }
+
+    pub fn scope_name(&self) -> &'static str {
+        match self.scope {
+            Scope::Subtree => "subtree",
+            Scope::Exact => "exact",
+            Scope::Below => "below",
+        }
+    }
+
+    /// Identity for diffs between generations.
+    pub fn key(&self) -> (String, &'static str, &'static str, String) {
+        (names::display(&self.labels), self.scope_name(), self.action.name(), self.order.clone())
+    }
+}
+
+/// The result of compiling a set of sources at one time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Compiled {
+    pub orders: Vec<OrderInfo>,
+    /// Entries in force, sorted by name.
+    pub entries: Vec<Applied>,
+    /// Entries the guards refused (left out; with `strict` the compile fails instead).
+    pub refused: Vec<Diagnostic>,
+    /// Entries that block a protected name with an override reason (kept, and audited).
+    pub overrides: Vec<Diagnostic>,
+    /// `[settings]` of orders files, with their file.
+    pub settings: Vec<(PathBuf, SettingsFile)>,
+    /// Next time an order takes effect or lifts (Unix seconds), if any.
+    pub next_change: Option<i64>,
+}
+
+/// A protected name: exact name, or a whole subtree (`*.name`).
+#[derive(Clone, Debug)]
+struct Protected {
+    labels: Vec<Vec<u8>>,
+    subtree: bool,
+    text: String,
+}
+
+/// Compiles `sources` as of `now`.
+pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: i64) -> Result<Compiled, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut out = Compiled::default();
+    let mut order_ids: HashMap<String, Loc> = HashMap::new();
+    let mut listed = Vec::new();
+    for src in sources {
+        let parsed = match lists::parse(&src.path, &src.text, src.format, defaults) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        if let Some(s) = parsed.settings {
+            out.settings.push((src.path.clone(), s));
+        }
+        let base = out.orders.len();
+        for o in parsed.orders {
+            if let Some(prev) = order_ids.get(&o.id) {
+                errors.push(Diagnostic::new(
+                    &o.loc.file,
+                    o.loc.line,
+                    format!("order id {:?} is already used at {prev}", o.id),
+                ));
+            }
+            order_ids.insert(o.id.clone(), o.loc.clone());
+            for t in [o.effective, o.expires].into_iter().flatten() {
+                if t > now {
+                    out.next_change = Some(out.next_change.map_or(t, |n: i64| n.min(t)));
+                }
+            }
+            let in_force = o.in_force(now);
+            out.orders.push(OrderInfo { order: o, format: src.format, entries: 0, in_force });
+        }
+        listed.extend(parsed.entries.into_iter().map(|mut l| {
+            l.order += base;
+            l
+        }));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let protected: Vec<Protected> = guards
+        .protected
+        .iter()
+        .filter_map(|p| names::canonical_pattern(p).ok().map(|(labels, subtree)| Protected { labels, subtree, text: p.clone() }))
+        .collect();
+    // Entries by (name, scope): the first listing wins; a different action elsewhere conflicts.
+    let mut by_key: BTreeMap<(String, u8), usize> = BTreeMap::new();
+    for l in listed {
+        let Some(info) = out.orders.get_mut(l.order) else { continue };
+        if !info.in_force {
+            continue;
+        }
+        let blocking = l.action != Action::Allow;
+        if blocking {
+            if let Some(reason) = refusal(&l.labels, l.scope, l.override_reason.as_deref(), &protected) {
+                let d = Diagnostic::new(&l.loc.file, l.loc.line, reason);
+                if l.override_reason.is_some() && !names::is_public_suffix(&l.labels) {
+                    out.overrides.push(d);
+                } else {
+                    out.refused.push(d);
+                    continue;
+                }
+            }
+        }
+        let action = if blocking && info.order.monitor { Action::Monitor } else { l.action };
+        let applied = Applied {
+            labels: l.labels,
+            scope: l.scope,
+            action,
+            intended: l.action,
+            ede: l.ede,
+            stop: l.stop,
+            order: info.order.id.clone(),
+            how: l.how,
+            loc: l.loc,
+            override_reason: l.override_reason,
+        };
+        let key = (names::display(&applied.labels), applied.scope as u8);
+        match by_key.get(&key) {
+            Some(&i) => {
+                let Some(first) = out.entries.get(i) else { continue };
+                if first.action != applied.action || first.stop != applied.stop {
+                    errors.push(Diagnostic::new(
+                        &applied.loc.file,
+                        applied.loc.line,
+                        format!(
+                            "{} is {} here (order {}) but {} at {} (order {}); one name cannot have two actions",
+                            applied.pattern(),
+                            applied.action.name(),
+                            applied.order,
+                            first.action.name(),
+                            first.loc,
+                            first.order
+                        ),
+                    ));
+                }
+            }
+            None => {
+                info.entries += 1;
+                by_key.insert(key, out.entries.len());
+                out.entries.push(applied);
+            }
+        }
+    }
+    if guards.strict && !out.refused.is_empty() {
+        errors.append(&mut out.refused);
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    out.entries.sort_by(|a, b| a.key().cmp(&b.key()));
+    Ok(out)
+}
+
+/// Why a blocking entry must not be loaded, if it must not.
+fn refusal(labels: &[Vec<u8>], scope: Scope, override_reason: Option<&str>, protected: &[Protected]) -> Option<String> {
+    let name = names::display(labels);
+    if names::is_public_suffix(labels) {
+        return Some(format!(
+            "{name} is a public suffix (Public Suffix List); blocking it would block every site registered under it"
+        ));
+    }
+    let covers_self = scope != Scope::Below;
+    let covers_below = scope != Scope::Exact;
+    for p in protected {
+        // The entry blocks the protected name itself, or a protected subtree overlaps the entry.
+        let hits = (covers_self && p.labels == labels)
+            || (covers_below && p.labels.len() > labels.len() && names::is_at_or_below(&p.labels, labels))
+            || (p.subtree && names::is_at_or_below(labels, &p.labels));
+        if hits {
+            return Some(match override_reason {
+                Some(r) => format!("{name} blocks protected name {} (override: {r})", p.text),
+                None => format!(
+                    "{name} would block protected name {}; if this is intended, give the entry an override reason",
+                    p.text
+                ),
+            });
+        }
+    }
+    None
+}
+
+/// Counter groups: one per (order, action), stable across reloads so counters keep counting.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Groups {
+    /// `slots[i]` = (order id, action name) of group `i`; `None` once reclaimed.
+    pub slots: Vec<Option<(String, String)>>,
+}
+
+impl Groups {
+    /// The group of (order, action), allocated if new. `None` when every group is taken.
+    fn index(&mut self, order: &str, action: Action, max: usize, fresh: &mut Vec<u32>) -> Option<u32> {
+        let found = self.slots.iter().position(|s| s.as_ref().is_some_and(|(o, a)| o == order && a == action.name()));
+        if let Some(i) = found {
+            return u32::try_from(i).ok();
+        }
+        let slot = Some((order.to_string(), action.name().to_string()));
+        let i = match self.slots.iter().position(Option::is_none) {
+            Some(i) => {
+                *self.slots.get_mut(i)? = slot;
+                i
+            }
+            None if self.slots.len() < max => {
+                self.slots.push(slot);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        let i = u32::try_from(i).ok()?;
+        fresh.push(i);
+        Some(i)
+    }
+
+    /// The (order, action) of a group.
+    pub fn get(&self, group: usize) -> Option<(&str, &str)> {
+        self.slots.get(group)?.as_ref().map(|(o, a)| (o.as_str(), a.as_str()))
+    }
+
+    /// Table rules for `entries`, allocating groups. Groups of orders no longer listed are
+    /// reclaimed only when the slots run out, and keep their index otherwise. Returns the
+    /// rules and the groups handed out fresh (their counters must be zeroed).
+    pub fn rules(&mut self, entries: &[Applied], max: usize) -> (Vec<Rule>, Vec<u32>) {
+        let mut fresh = Vec::new();
+        let needed: std::collections::HashSet<(&str, &str)> =
+            entries.iter().map(|e| (e.order.as_str(), e.action.name())).collect();
+        let known = |s: &Option<(String, String)>| s.as_ref().is_some_and(|(o, a)| needed.contains(&(o.as_str(), a.as_str())));
+        let have = self.slots.iter().filter(|s| known(s)).count();
+        let free = self.slots.iter().filter(|s| s.is_none()).count() + max.saturating_sub(self.slots.len());
+        if needed.len().saturating_sub(have) > free {
+            for s in self.slots.iter_mut() {
+                if !known(s) {
+                    *s = None;
+                }
+            }
+        }
+        let rules = entries
+            .iter()
+            .map(|e| Rule {
+                labels: e.labels.clone(),
+                scope: e.scope,
+                action: e.action,
+                ede: e.ede,
+                group: self.index(&e.order, e.action, max, &mut fresh).unwrap_or(0),
+                stop: e.stop,
+            })
+            .collect();
+        (rules, fresh)
+    }
+}
+
+/// Entries added and removed between two generations.
+pub struct Diff<'a> {
+    pub added: Vec<&'a Applied>,
+    pub removed: Vec<&'a Applied>,
+}
+
+pub fn diff<'a>(old: &'a [Applied], new: &'a [Applied]) -> Diff<'a> {
+    let old_keys: std::collections::HashSet<_> = old.iter().map(Applied::key).collect();
+    let new_keys: std::collections::HashSet<_> = new.iter().map(Applied::key).collect();
+    Diff {
+        added: new.iter().filter(|e| !old_keys.contains(&e.key())).collect(),
+        removed: old.iter().filter(|e| !new_keys.contains(&e.key())).collect(),
+    }
+}
+
+/// Refuses a change that touches more than the configured share of entries.
+pub fn check_share(old: usize, diff: &Diff<'_>, guards: &GuardConf) -> Result<(), String> {
+    let changed = diff.added.len() + diff.removed.len();
+    if old == 0 || changed <= guards.change_guard_min {
+        return Ok(());
+    }
+    let share = changed as f64 / old as f64;
+    if share > guards.max_change_share {
+        return Err(format!(
+            "the update changes {changed} entries (+{} -{}) of {old}, {:.0}% > max_change_share {:.0}%; \
+             check the lists, then force it (dnsfilter reload --force)",
+            diff.added.len(),
+            diff.removed.len(),
+            share * 100.0,
+            guards.max_change_share * 100.0
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guards() -> GuardConf {
+        GuardConf {
+            protected: crate::conf::BUILTIN_PROTECTED.iter().map(|s| s.to_string()).collect(),
+            strict: true,
+            max_change_share: 0.25,
+            change_guard_min: 2,
+        }
+    }
+
+    fn plain(name: &str, text: &str) -> Source {
+        Source::new(PathBuf::from(name), Format::Plain, text.to_string())
+    }
+
+    fn names_of(c: &Compiled) -> Vec<String> {
+        c.entries.iter().map(Applied::pattern).collect()
+    }
+
+    #[test]
+    fn plain_sources_compile_with_their_order() {
+        let c = compile(&[plain("/l/a.txt", "b.example\na.example\n")], Defaults::default(), &guards(), 0).unwrap();
+        assert_eq!(names_of(&c), ["a.example", "b.example"]);
+        assert_eq!(c.entries[0].order, "plain:a.txt");
+        assert_eq!(c.orders[0].entries, 2);
+        assert_eq!(c.next_change, None);
+    }
+
+    #[test]
+    fn public_suffixes_are_refused_with_file_and_line() {
+        let e = compile(&[plain("/l/a.txt", "ok.example\nco.uk\n")], Defaults::default(), &guards(), 0).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].to_string().starts_with("/l/a.txt:2: co.uk is a public suffix"), "{}", e[0]);
+        let e = compile(&[plain("/l/a.txt", "com\n")], Defaults::default(), &guards(), 0).unwrap_err();
+        assert!(e[0].to_string().contains("com is a public suffix"), "{}", e[0]);
+    }
+
+    #[test]
+    fn protected_names_are_refused_unless_overridden() {
+        for (entry, why) in [
+            ("google.fr", "google.fr"),
+            ("www.google.fr", "www.google.fr"),
+            ("fr.wikipedia.org", "fr.wikipedia.org"),
+            ("impots.gouv.fr", "*.gouv.fr"),
+            ("a.b.root-servers.net", "*.root-servers.net"),
+        ] {
+            let e = compile(&[plain("/l/a.txt", &format!("{entry}\n"))], Defaults::default(), &guards(), 0).unwrap_err();
+            assert!(e[0].to_string().contains(&format!("would block protected name {why}")), "{entry}: {}", e[0]);
+        }
+        // Below a protected exact name is not the protected name.
+        assert!(compile(&[plain("/l/a.txt", "mirror.google.fr\n")], Defaults::default(), &guards(), 0).is_ok());
+        // Allow entries never block.
+        let d = Defaults { action: Action::Allow, ede: Ede::None };
+        assert!(compile(&[plain("/l/a.txt", "google.fr\n")], d, &guards(), 0).is_ok());
+        // Not strict: the entry is left out, the rest loads.
+        let g = GuardConf { strict: false, ..guards() };
+        let c = compile(&[plain("/l/a.txt", "google.fr\nbad.example\n")], Defaults::default(), &g, 0).unwrap();
+        assert_eq!(names_of(&c), ["bad.example"]);
+        assert_eq!(c.refused.len(), 1);
+    }
+
+    #[test]
+    fn same_name_twice_keeps_the_first() {
+        let a = plain("/l/a.txt", "x.example\n");
+        let b = plain("/l/b.txt", "\nX.example.\n");
+        let c = compile(&[a, b], Defaults::default(), &guards(), 0).unwrap();
+        assert_eq!(c.entries.len(), 1);
+        assert_eq!(c.entries[0].order, "plain:a.txt");
+    }
+
+    #[test]
+    fn duplicate_order_ids_across_files() {
+        let e = compile(&[plain("/l/a.txt", "x.example\n"), plain("/m/a.txt", "y.example\n")], Defaults::default(), &guards(), 0)
+            .unwrap_err();
+        assert!(e[0].to_string().contains("order id \"plain:a.txt\" is already used at /l/a.txt"), "{}", e[0]);
+    }
+
+    #[test]
+    fn share_guard() {
+        let mk = |n: &str| Applied {
+            labels: names::canonical(n).unwrap(),
+            scope: Scope::Subtree,
+            action: Action::Nxdomain,
+            intended: Action::Nxdomain,
+            ede: Ede::Censored,
+            stop: None,
+            order: "o".into(),
+            how: How::Listed,
+            loc: Loc { file: "f".into(), line: 1 },
+            override_reason: None,
+        };
+        let old: Vec<_> = (0..20).map(|i| mk(&format!("s{i}.example"))).collect();
+        let mut new = old.clone();
+        new.truncate(15);
+        let d = diff(&old, &new);
+        assert_eq!((d.added.len(), d.removed.len()), (0, 5));
+        assert!(check_share(old.len(), &d, &guards()).is_ok(), "25% is allowed");
+        new.truncate(14);
+        let d = diff(&old, &new);
+        let e = check_share(old.len(), &d, &guards()).unwrap_err();
+        assert!(e.contains("changes 6 entries (+0 -6) of 20, 30%"), "{e}");
+        // Small changes always pass; the first load always passes.
+        let small = diff(&old[..2], &old[..0]);
+        assert!(check_share(2, &small, &guards()).is_ok());
+        assert!(check_share(0, &diff(&[], &old), &guards()).is_ok());
+    }
+
+    #[test]
+    fn groups_are_stable_and_reclaimed_when_full() {
+        let mut g = Groups::default();
+        let e = |order: &str, action| Applied {
+            labels: names::canonical("a.example").unwrap(),
+            scope: Scope::Subtree,
+            action,
+            intended: action,
+            ede: Ede::None,
+            stop: None,
+            order: order.into(),
+            how: How::Listed,
+            loc: Loc { file: "f".into(), line: 1 },
+            override_reason: None,
+        };
+        let (r, fresh) = g.rules(&[e("a", Action::Nxdomain), e("b", Action::Drop), e("a", Action::Allow)], 3);
+        assert_eq!(r.iter().map(|r| r.group).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(fresh, [0, 1, 2]);
+        let (r, fresh) = g.rules(&[e("b", Action::Drop)], 3);
+        assert_eq!((r[0].group, fresh.len()), (1, 0));
+        // Full: "a" groups are reclaimed, "b" keeps its index.
+        let (r, fresh) = g.rules(&[e("b", Action::Drop), e("c", Action::Drop)], 3);
+        assert_eq!(g.get(1), Some(("b", "drop")));
+        assert_eq!(g.get(0), Some(("c", "drop")));
+        assert_eq!(g.get(2), None);
+        assert_eq!((r[0].group, r[1].group, fresh), (1, 0, vec![0]));
+    }
+}

@@ -1,0 +1,2 @@
+//! The daemon: keeps the interfaces filtered with the lists in force.
+pub mod compile;
