@@ -1,2 +1,451 @@
 //! The daemon: keeps the interfaces filtered with the lists in force.
+//!
+//! - Start: load the program with the pinned maps (created the first time), point every pinned
+//!   link at it, rebuild what the pinned generation holds from the saved sources, apply the
+//!   lists, then attach the configured interfaces that are not attached yet.
+//! - Apply (start, SIGHUP, a list file changed, an order's date came): read and compile every
+//!   source; any error leaves the generation in force untouched. A valid change is built into
+//!   a fresh generation and swapped in with one map update, then audited.
+//! - Stop: the links stay pinned (the interfaces stay filtered) unless told to detach.
+
 pub mod compile;
+pub mod state;
+
+use std::{
+    sync::{Arc, Mutex},
+};
+
+use compile::{Applied, Compiled, Groups, Source};
+use filter_common::GROUPS_DEFAULT as GROUPS_MAX;
+use state::{Audit, IfaceRecord, OrderRecord, SourceRecord, State};
+
+use crate::{
+    config::SettingsFile,
+    conf::{Conf, merge_settings},
+    lists::{Diagnostic, How},
+    loader::{Adopted, Filter, LoadError, Mode},
+    names, table, time,
+};
+
+/// Why the daemon could not start or apply.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("{}", join(.0))]
+    Lists(Vec<Diagnostic>),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Settings(String),
+    #[error(transparent)]
+    Build(#[from] table::BuildError),
+}
+
+fn join(d: &[Diagnostic]) -> String {
+    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+impl DaemonError {
+    /// Whether the error is in the lists or settings (exit 65) rather than the system (71).
+    pub fn is_data(&self) -> bool {
+        matches!(self, DaemonError::Lists(_) | DaemonError::Refused(_) | DaemonError::Settings(_) | DaemonError::Build(_))
+    }
+}
+
+/// Why a list is being applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Start,
+    /// SIGHUP or `dnsfilter reload`.
+    Signal,
+    /// A watched list file changed.
+    Watch,
+    /// An order took effect or lifted.
+    Schedule,
+}
+
+impl Reason {
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Start => "start",
+            Reason::Signal => "signal",
+            Reason::Watch => "watch",
+            Reason::Schedule => "schedule",
+        }
+    }
+}
+
+/// What the metrics and the log report about the daemon.
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    pub generation: u64,
+    pub entries: u64,
+    pub reloads: u64,
+    pub reload_failures: u64,
+    /// Result and time (Unix seconds) of the last apply attempt.
+    pub last_reload_ok: bool,
+    pub last_reload_time: i64,
+    pub last_success_time: i64,
+    pub last_error: Option<String>,
+    pub interfaces: Vec<(String, Mode)>,
+    pub groups: Groups,
+    /// Orders with their in-force flag.
+    pub orders: Vec<(String, bool)>,
+}
+
+/// What one apply did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub generation: u64,
+    pub entries: usize,
+    pub added: usize,
+    pub removed: usize,
+    /// False when nothing changed and no generation was built.
+    pub swapped: bool,
+}
+
+/// A running filter.
+pub struct Daemon {
+    conf: Conf,
+    flags: SettingsFile,
+    filter: Filter,
+    state: State,
+    /// Entries in force, as compiled when they were applied; `None` if unknown (a pinned
+    /// generation without matching saved state).
+    current: Option<Vec<Applied>>,
+    compiled: Option<Compiled>,
+    audit: Audit,
+    pub health: Arc<Mutex<Health>>,
+}
+
+impl Daemon {
+    /// Starts (or adopts) the filter and applies the lists. A list error at start is fatal only
+    /// when nothing is in force yet; otherwise the pinned generation stays and the error is
+    /// reported.
+    pub fn start(conf: Conf, flags: SettingsFile, force: bool, now: i64) -> Result<Daemon, DaemonError> {
+        let dir = conf.paths.state_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| state::StateError::Io { path: dir.clone(), source })?;
+        let saved = match State::load(&dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable state; what is pinned stays in force");
+                None
+            }
+        };
+        let mut filter = Filter::load_pinned(&conf.paths.pins)?;
+        for a in filter.adopt_links()? {
+            match a {
+                Adopted::Kept { iface, info } => tracing::info!(iface, link = info.link_id, "adopted pinned link"),
+                Adopted::Stale { iface } => tracing::warn!(iface, "dropped stale pinned link"),
+            }
+        }
+        let header = filter.header();
+        let mut current = None;
+        let mut state = State { schema: state::SCHEMA, ..Default::default() };
+        if let Some(s) = saved {
+            if let Some(h) = header.filter(|h| h.generation == s.generation && h.seed == s.seed) {
+                current = rebuild(&s, &conf, &dir);
+                tracing::info!(generation = h.generation, entries = h.entries, "adopted the pinned generation");
+            } else if header.is_some() {
+                tracing::warn!("the pinned generation does not match the saved state; its entries are unknown");
+            }
+            state.groups = s.groups;
+            state.interfaces = s.interfaces;
+            state.generation = header.map_or(s.generation, |h| h.generation.max(s.generation));
+        } else if let Some(h) = header {
+            state.generation = h.generation;
+        }
+        let audit = Audit::new(conf.paths.audit_log.clone());
+        let mut d = Daemon {
+            conf,
+            flags,
+            filter,
+            state,
+            current,
+            compiled: None,
+            audit,
+            health: Arc::new(Mutex::new(Health::default())),
+        };
+        if let Err(e) = d.apply(Reason::Start, force, now) {
+            if header.is_none() || !e.is_data() {
+                return Err(e);
+            }
+            tracing::error!(error = %e, "the lists are refused; the pinned generation stays in force");
+        }
+        d.reconcile_interfaces()?;
+        d.save()?;
+        Ok(d)
+    }
+
+    /// Attaches the configured interfaces not attached yet; detaches pinned ones no longer
+    /// configured.
+    fn reconcile_interfaces(&mut self) -> Result<(), DaemonError> {
+        let Some(pins) = self.filter.pins().cloned() else { return Ok(()) };
+        let linked = pins.linked();
+        for iface in &linked {
+            if !self.conf.interfaces.contains(iface) {
+                tracing::warn!(iface, "interface is no longer configured; detaching");
+                self.filter.detach(iface)?;
+                self.state.interfaces.retain(|r| &r.name != iface);
+            }
+        }
+        for iface in self.conf.interfaces.clone() {
+            if linked.contains(&iface) {
+                let mode = self.state.interfaces.iter().find(|r| r.name == iface).map_or(self.conf.mode, |r| r.mode);
+                if !self.state.interfaces.iter().any(|r| r.name == iface) {
+                    self.state.interfaces.push(IfaceRecord { name: iface.clone(), mode });
+                }
+                continue;
+            }
+            let mode = self.filter.attach(&iface, self.conf.mode)?;
+            tracing::info!(iface, mode = mode.name(), "attached");
+            self.audit.record(&serde_json::json!({
+                "time": time::rfc3339(time::now()), "event": "attached", "interface": iface, "mode": mode.name(),
+            }));
+            self.state.interfaces.retain(|r| r.name != iface);
+            self.state.interfaces.push(IfaceRecord { name: iface, mode });
+        }
+        self.state.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+        self.health_mut().interfaces = self.state.interfaces.iter().map(|r| (r.name.clone(), r.mode)).collect();
+        Ok(())
+    }
+
+    fn health_mut(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self) -> Result<(), DaemonError> {
+        let dir = &self.conf.paths.state_dir;
+        let sources = self.state.sources(dir).unwrap_or_default();
+        Ok(self.state.save(dir, &sources)?)
+    }
+
+    /// Applies the lists now. On any error the generation in force stays, the failure is
+    /// counted, logged and audited.
+    pub fn apply(&mut self, reason: Reason, force: bool, now: i64) -> Result<ApplyReport, DaemonError> {
+        let r = self.try_apply(reason, force, now);
+        let mut h = self.health_mut();
+        h.reloads += 1;
+        h.last_reload_time = now;
+        h.last_reload_ok = r.is_ok();
+        match &r {
+            Ok(a) => {
+                h.last_success_time = now;
+                h.last_error = None;
+                h.generation = a.generation;
+                h.entries = a.entries as u64;
+            }
+            Err(e) => {
+                h.reload_failures += 1;
+                h.last_error = Some(e.to_string());
+            }
+        }
+        drop(h);
+        if let Err(e) = &r {
+            tracing::error!(reason = reason.name(), error = %e, "lists refused; the list in force is unchanged");
+            self.audit.record(&serde_json::json!({
+                "time": time::rfc3339(now), "event": "rejected", "reason": reason.name(),
+                "errors": e.to_string().lines().collect::<Vec<_>>(),
+            }));
+        }
+        r
+    }
+
+    fn try_apply(&mut self, reason: Reason, force: bool, now: i64) -> Result<ApplyReport, DaemonError> {
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for (path, format) in self.conf.list_files() {
+            match Source::read(&path, format) {
+                Ok(s) => sources.push(s),
+                Err(d) => errors.push(d),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(DaemonError::Lists(errors));
+        }
+        let compiled = compile::compile(&sources, self.conf.defaults, &self.conf.guards, now)
+            .map_err(DaemonError::Lists)?;
+        for d in &compiled.refused {
+            tracing::warn!(entry = %d, "entry refused and left out");
+        }
+        let settings =
+            merge_settings(&self.conf.settings, &compiled.settings, &self.flags).map_err(DaemonError::Settings)?;
+        let config = settings.to_config().map_err(|e| DaemonError::Settings(e.to_string()))?;
+        let empty = Vec::new();
+        let old = self.current.as_ref().unwrap_or(&empty);
+        let diff = compile::diff(old, &compiled.entries);
+        let same_sources = sources.iter().map(|s| &s.sha256).eq(self.state.sources.iter().map(|s| &s.sha256));
+        // Dates coming due were approved with the files that carry them: no share guard then.
+        let guarded = !force && !(reason == Reason::Schedule && same_sources);
+        if guarded && let Some(cur) = &self.current {
+            compile::check_share(cur.len(), &diff, &self.conf.guards).map_err(DaemonError::Refused)?;
+        }
+        let config_changed = self.filter.config().map(|c| c != config).unwrap_or(true);
+        let unchanged =
+            self.current.is_some() && diff.added.is_empty() && diff.removed.is_empty() && self.filter.header().is_some();
+        let (added, removed) = (diff.added.len(), diff.removed.len());
+        let audit_diff = serde_json::json!({
+            "added": diff.added.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
+            "removed": diff.removed.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
+        });
+        drop(diff);
+        if config_changed {
+            self.filter.set_config(&config)?;
+        }
+        let mut generation = self.state.generation;
+        if !unchanged {
+            let mut groups = self.state.groups.clone();
+            let (rules, fresh) = groups.rules(&compiled.entries, GROUPS_MAX as usize);
+            generation += 1;
+            let built = table::build(&rules, table::random_seed(), generation, self.conf.capacity)?;
+            self.filter.clear_groups(&fresh)?;
+            self.filter.install(&built)?;
+            self.state.groups = groups;
+            self.state.seed = built.header.seed;
+            self.state.generation = generation;
+            self.state.entries = built.header.entries;
+            tracing::info!(
+                reason = reason.name(),
+                generation,
+                entries = compiled.entries.len(),
+                added,
+                removed,
+                bytes = built.bytes(),
+                "new generation in force"
+            );
+        }
+        self.state.applied_at = now;
+        self.state.default_action = self.conf.defaults.action.name().to_string();
+        self.state.default_ede = format!("{:?}", self.conf.defaults.ede).to_lowercase();
+        self.state.protected = self.conf.guards.protected.clone();
+        self.state.sources =
+            sources.iter().map(|s| SourceRecord { path: s.path.clone(), format: s.format, sha256: s.sha256.clone() }).collect();
+        self.state.orders = compiled.orders.iter().map(order_record).collect();
+        self.state.save(&self.conf.paths.state_dir, &sources)?;
+        if !unchanged || config_changed {
+            let mut rec = serde_json::json!({
+                "time": time::rfc3339(now),
+                "event": "applied",
+                "reason": reason.name(),
+                "forced": force,
+                "generation": generation,
+                "entries": compiled.entries.len(),
+                "sources": sources.iter().map(|s| serde_json::json!({
+                    "path": s.path, "format": s.format.name(), "sha256": s.sha256,
+                })).collect::<Vec<_>>(),
+                "settings_changed": config_changed,
+                "overrides": compiled.overrides.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                "refused": compiled.refused.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+            });
+            if let (Some(o), Some(d)) = (rec.as_object_mut(), audit_diff.as_object()) {
+                o.extend(d.clone());
+            }
+            self.audit.record(&rec);
+        }
+        {
+            let mut h = self.health_mut();
+            h.groups = self.state.groups.clone();
+            h.orders = compiled.orders.iter().map(|o| (o.order.id.clone(), o.in_force)).collect();
+        }
+        let entries = compiled.entries.len();
+        self.current = Some(compiled.entries.clone());
+        self.compiled = Some(compiled);
+        Ok(ApplyReport { generation, entries, added, removed, swapped: !unchanged })
+    }
+
+    /// When the next order takes effect or lifts, if any.
+    pub fn next_change(&self) -> Option<i64> {
+        self.compiled.as_ref().and_then(|c| c.next_change)
+    }
+
+    /// The filter (program and maps).
+    pub fn filter(&mut self) -> &mut Filter {
+        &mut self.filter
+    }
+
+    /// The saved state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Stops. With `detach`, the interfaces are detached and the pins removed; otherwise the
+    /// filter stays attached with the generation in force.
+    pub fn stop(mut self, detach: bool) -> Result<(), DaemonError> {
+        if detach {
+            for r in std::mem::take(&mut self.state.interfaces) {
+                self.filter.detach(&r.name)?;
+                tracing::info!(iface = r.name, "detached");
+                self.audit.record(&serde_json::json!({
+                    "time": time::rfc3339(time::now()), "event": "detached", "interface": r.name,
+                }));
+            }
+            self.save()?;
+            if let Some(p) = self.filter.pins().cloned() {
+                drop(self.filter);
+                p.remove_all()?;
+            }
+        } else {
+            tracing::info!("exiting; the filter stays attached with the list in force");
+        }
+        Ok(())
+    }
+}
+
+/// The entries of a saved generation, recompiled from the saved copies of its sources.
+fn rebuild(s: &State, conf: &Conf, dir: &std::path::Path) -> Option<Vec<Applied>> {
+    let sources = s.sources(dir).ok()?;
+    let defaults = crate::lists::Defaults {
+        action: filter_common::table::Action::from_name(&s.default_action)?,
+        ede: crate::conf::ede_arg(&s.default_ede).ok()?,
+    };
+    let guards = crate::conf::GuardConf { protected: s.protected.clone(), strict: false, ..conf.guards.clone() };
+    compile::compile(&sources, defaults, &guards, s.applied_at).ok().map(|c| c.entries)
+}
+
+fn order_record(o: &compile::OrderInfo) -> OrderRecord {
+    let d = o.order.decision.as_ref();
+    OrderRecord {
+        id: o.order.id.clone(),
+        format: o.format,
+        file: o.order.loc.file.clone(),
+        authority: d.map(|d| d.authority.clone()),
+        reference: d.map(|d| d.reference.clone()),
+        decided: d.map(|d| d.decided.clone()),
+        effective: o.order.effective,
+        expires: o.order.expires,
+        monitor: o.order.monitor,
+        in_force: o.in_force,
+        entries: o.entries,
+    }
+}
+
+/// An entry as the audit log and `explain --json` show it.
+pub fn entry_json(e: &Applied) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "name": e.pattern(),
+        "scope": e.scope_name(),
+        "action": e.action.name(),
+        "order": e.order,
+        "source": e.loc.to_string(),
+    });
+    if let Some(u) = names::unicode(&e.labels) {
+        v["unicode"] = u.into();
+    }
+    if e.action != e.intended {
+        v["intended"] = e.intended.name().into();
+    }
+    match &e.how {
+        How::Mirror { approved_by, approved, reference } => {
+            v["mirror"] = serde_json::json!({"approved_by": approved_by, "approved": approved, "reference": reference});
+        }
+        How::Exception => v["exception"] = true.into(),
+        How::Named | How::Listed => {}
+    }
+    if let Some(r) = &e.override_reason {
+        v["override"] = r.clone().into();
+    }
+    v
+}
