@@ -9,6 +9,7 @@ pub mod lists;
 pub mod names;
 pub mod sys;
 pub mod loader;
+pub mod metrics;
 pub mod table;
 pub mod time;
 

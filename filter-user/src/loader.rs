@@ -340,8 +340,9 @@ impl Filter {
     /// pinning them the first time), so the counters and the generation in force carry over.
     /// Links are left alone: see [`Filter::adopt_links`].
     pub fn load_pinned(pins: &Pins) -> Result<Filter, LoadError> {
-        let dir = pins.dir();
-        std::fs::create_dir_all(pins.links_dir()).map_err(|e| pin_err(&dir, e))?;
+        let dir = pins.links_dir();
+        sys::ensure_bpffs(&pins.root).map_err(|e| pin_err(&pins.root, e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| pin_err(&dir, e))?;
         Self::load_with(Some(pins))
     }
 

@@ -81,3 +81,47 @@ pub fn if_index(iface: &str) -> Option<u32> {
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (i != 0).then_some(i)
 }
+
+/// `statfs` magic of the BPF filesystem.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+/// Where bpffs is mounted by convention.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
+fn fs_type(path: &Path) -> io::Result<i64> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: statfs fills a zeroed struct for a valid path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st.f_type as i64)
+}
+
+/// Makes sure `dir` can hold pins: mounts bpffs on /sys/fs/bpf when it is not mounted there
+/// (as systemd does at boot), and refuses folders on any other filesystem.
+pub fn ensure_bpffs(dir: &Path) -> Result<(), String> {
+    let mut probe = dir.to_path_buf();
+    while !probe.exists() {
+        if !probe.pop() {
+            break;
+        }
+    }
+    if fs_type(&probe).map_err(|e| format!("{}: {e}", probe.display()))? == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    let bpffs = Path::new(BPFFS);
+    if dir.starts_with(bpffs) && (probe == bpffs || bpffs.starts_with(&probe)) {
+        std::fs::create_dir_all(bpffs).map_err(|e| format!("{BPFFS}: {e}"))?;
+        let c = |s: &str| CString::new(s).map_err(|e| e.to_string());
+        let (src, target, fstype, data) = (c("bpf")?, c(BPFFS)?, c("bpf")?, c("mode=0700")?);
+        // SAFETY: mount(2) with valid NUL-terminated strings.
+        let r = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
+        if r != 0 {
+            return Err(format!("{BPFFS} is not a bpf filesystem and mounting one failed: {}", io::Error::last_os_error()));
+        }
+        tracing::info!("mounted the bpf filesystem on {BPFFS}");
+        return Ok(());
+    }
+    Err(format!("{} is not on a bpf filesystem (mount one with: mount -t bpf bpf DIR)", dir.display()))
+}

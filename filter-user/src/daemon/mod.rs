@@ -154,9 +154,13 @@ impl Daemon {
             }
             state.groups = s.groups;
             state.interfaces = s.interfaces;
-            state.generation = header.map_or(s.generation, |h| h.generation.max(s.generation));
-        } else if let Some(h) = header {
-            state.generation = h.generation;
+            state.generation = s.generation;
+        }
+        if let Some(h) = header {
+            // The kernel's generation is the truth; numbering continues from the highest seen.
+            state.generation = h.generation.max(state.generation);
+            state.seed = h.seed;
+            state.entries = h.entries;
         }
         let audit = Audit::new(conf.paths.audit_log.clone());
         let mut d = Daemon {
@@ -354,6 +358,19 @@ impl Daemon {
         self.current = Some(compiled.entries.clone());
         self.compiled = Some(compiled);
         Ok(ApplyReport { generation, entries, added, removed, swapped: !unchanged })
+    }
+
+    /// Takes a new configuration (re-read on SIGHUP): lists, guards, settings and interfaces.
+    /// Paths change only on restart.
+    pub fn reconfigure(&mut self, conf: Conf) -> Result<(), DaemonError> {
+        let paths = self.conf.paths.clone();
+        self.conf = Conf { paths, ..conf };
+        self.audit = Audit::new(self.conf.paths.audit_log.clone());
+        let r = self.reconcile_interfaces();
+        if let Err(e) = &r {
+            tracing::error!(error = %e, "reconciling interfaces");
+        }
+        r
     }
 
     /// When the next order takes effect or lifts, if any.
