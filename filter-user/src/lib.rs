@@ -7,6 +7,7 @@ pub mod lists;
 pub mod names;
 pub mod loader;
 pub mod table;
+pub mod time;
 
 /// The XDP object, built by `build.rs` with aya-build.
 pub static BPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dnsfilter"));
