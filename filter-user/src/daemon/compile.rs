@@ -174,6 +174,8 @@ pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: 
         .collect();
     // Entries by (name, scope): the first listing wins; a different action elsewhere conflicts.
     let mut by_key: BTreeMap<(String, u8), usize> = BTreeMap::new();
+    // One table slot per name: `name` and `*.name` may both be listed, with one action.
+    let mut by_name: HashMap<String, usize> = HashMap::new();
     for l in listed {
         let Some(info) = out.orders.get_mut(l.order) else { continue };
         if !info.in_force {
@@ -225,7 +227,25 @@ pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: 
                 }
             }
             None => {
+                if let Some(first) = by_name.get(&key.0).and_then(|&i| out.entries.get(i))
+                    && (first.action != applied.action || first.ede != applied.ede || first.stop != applied.stop)
+                {
+                    errors.push(Diagnostic::new(
+                        &applied.loc.file,
+                        applied.loc.line,
+                        format!(
+                            "{} ({}) and {} at {} ({}) must have the same action: one name holds one action",
+                            applied.pattern(),
+                            applied.action.name(),
+                            first.pattern(),
+                            first.loc,
+                            first.action.name()
+                        ),
+                    ));
+                    continue;
+                }
                 info.entries += 1;
+                by_name.entry(key.0.clone()).or_insert(out.entries.len());
                 by_key.insert(key, out.entries.len());
                 out.entries.push(applied);
             }
@@ -322,15 +342,14 @@ impl Groups {
                 }
             }
         }
+        // `name` and `*.name` share one table slot, hence one group: the first listed.
+        let mut slot_group: HashMap<&[Vec<u8>], u32> = HashMap::new();
         let rules = entries
             .iter()
-            .map(|e| Rule {
-                labels: e.labels.clone(),
-                scope: e.scope,
-                action: e.action,
-                ede: e.ede,
-                group: self.index(&e.order, e.action, max, &mut fresh).unwrap_or(0),
-                stop: e.stop,
+            .map(|e| {
+                let own = self.index(&e.order, e.action, max, &mut fresh).unwrap_or(0);
+                let group = *slot_group.entry(e.labels.as_slice()).or_insert(own);
+                Rule { labels: e.labels.clone(), scope: e.scope, action: e.action, ede: e.ede, group, stop: e.stop }
             })
             .collect();
         (rules, fresh)
@@ -444,6 +463,80 @@ mod tests {
         assert_eq!(c.entries[0].order, "plain:a.txt");
     }
 
+    fn rpz(name: &str, text: &str) -> Source {
+        Source::new(PathBuf::from(name), Format::Rpz, text.to_string())
+    }
+
+    const SOA: &str = "$ORIGIN rpz.example.\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\n";
+
+    #[test]
+    fn name_and_wildcard_need_one_action() {
+        let ok = rpz("/z/a.rpz", &format!("{SOA}x.example CNAME .\n*.x.example CNAME .\n"));
+        let c = compile(&[ok], Defaults::default(), &guards(), 0).unwrap();
+        assert_eq!(names_of(&c), ["*.x.example", "x.example"]);
+        let (rules, _) = Groups::default().rules(&c.entries, 10);
+        assert!(crate::table::build(&rules, 1, 1, 10).is_ok());
+        let bad = rpz("/z/b.rpz", &format!("{SOA}x.example CNAME .\n*.x.example CNAME rpz-drop.\n"));
+        let e = compile(&[bad], Defaults::default(), &guards(), 0).unwrap_err();
+        assert!(e[0].to_string().starts_with("/z/b.rpz:5: *.x.example (drop) and x.example at /z/b.rpz:4"), "{}", e[0]);
+    }
+
+    #[test]
+    fn conflicting_actions_across_sources_name_both_places() {
+        let a = plain("/l/a.txt", "x.example\n");
+        let b = rpz("/z/b.rpz", &format!("{SOA}x.example CNAME rpz-drop.\n"));
+        let e = compile(&[a, b], Defaults::default(), &guards(), 0).unwrap_err();
+        assert!(
+            e[0].to_string().starts_with("/z/b.rpz:4: x.example (drop) and x.example at /l/a.txt:1 (nxdomain) must have the same action"),
+            "{}",
+            e[0]
+        );
+    }
+
+    fn order_src(text: &str) -> Source {
+        Source::new(PathBuf::from("/o/orders.toml"), Format::Orders, text.to_string())
+    }
+
+    const ORDER: &str = "[[order]]\nid = \"o1\"\nauthority = \"TJ Paris\"\nreference = \"RG 1\"\ndecided = 2020-01-01\n";
+
+    #[test]
+    fn orders_in_force_monitor_and_schedule() {
+        let t = |s: &str| crate::time::parse_toml_datetime(&s.parse().unwrap()).unwrap();
+        let text = format!(
+            "{ORDER}effective = 2020-02-01\nexpires = 2021-01-01\naction = \"nxdomain\"\nnames = [\"a.example\"]\nallow = [\"ok.a.example\"]\n\
+             [[order]]\nid = \"o2\"\nauthority = \"TJ\"\nreference = \"RG 2\"\ndecided = 2020-01-01\naction = \"drop\"\nmode = \"monitor\"\nnames = [\"b.example\"]\n"
+        );
+        let src = order_src(&text);
+        let before = compile(std::slice::from_ref(&src), Defaults::default(), &guards(), t("2020-01-15")).unwrap();
+        assert_eq!(names_of(&before), ["b.example"]);
+        assert_eq!(before.entries[0].action, Action::Monitor);
+        assert_eq!(before.entries[0].intended, Action::Drop);
+        assert_eq!(before.next_change, Some(t("2020-02-01")));
+        let during = compile(std::slice::from_ref(&src), Defaults::default(), &guards(), t("2020-02-01")).unwrap();
+        assert_eq!(names_of(&during), ["a.example", "b.example", "ok.a.example"]);
+        assert_eq!(during.next_change, Some(t("2021-01-01")));
+        let after = compile(&[src], Defaults::default(), &guards(), t("2021-01-01")).unwrap();
+        assert_eq!(names_of(&after), ["b.example"]);
+        assert_eq!(after.next_change, None);
+        assert!(!after.orders[0].in_force && after.orders[1].in_force);
+    }
+
+    #[test]
+    fn overrides_let_a_protected_name_through_and_are_reported() {
+        let text = format!(
+            "{ORDER}action = \"nxdomain\"\nnames = [{{ name = \"google.fr\", override = \"ordered by name in RG 1\" }}]\n"
+        );
+        let now = 2_000_000_000;
+        let c = compile(&[order_src(&text)], Defaults::default(), &guards(), now).unwrap();
+        assert_eq!(names_of(&c), ["google.fr"]);
+        assert_eq!(c.overrides.len(), 1);
+        assert!(c.overrides[0].to_string().contains("blocks protected name google.fr (override: ordered by name in RG 1)"));
+        // An override never lets a public suffix through.
+        let text = format!("{ORDER}action = \"nxdomain\"\nnames = [{{ name = \"co.uk\", override = \"x\" }}]\n");
+        let e = compile(&[order_src(&text)], Defaults::default(), &guards(), now).unwrap_err();
+        assert!(e[0].to_string().contains("co.uk is a public suffix"), "{}", e[0]);
+    }
+
     #[test]
     fn duplicate_order_ids_across_files() {
         let e = compile(&[plain("/l/a.txt", "x.example\n"), plain("/m/a.txt", "y.example\n")], Defaults::default(), &guards(), 0)
@@ -485,7 +578,7 @@ mod tests {
     fn groups_are_stable_and_reclaimed_when_full() {
         let mut g = Groups::default();
         let e = |order: &str, action| Applied {
-            labels: names::canonical("a.example").unwrap(),
+            labels: names::canonical(&format!("{order}.{}.example", Action::name(action))).unwrap(),
             scope: Scope::Subtree,
             action,
             intended: action,
