@@ -53,6 +53,19 @@ impl Drop for TempDir {
     }
 }
 
+/// A pin folder removed (links detached first) when dropped, even after a failure.
+struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let pins = filter_user::loader::Pins::new(&self.0);
+        for iface in pins.linked() {
+            let _ = pins.detach(&iface);
+        }
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// An XDP program that passes everything, attached (native mode, through a bpf_link) to an
 /// interface of a namespace; detached when dropped or when the interface goes away.
 ///
@@ -184,11 +197,11 @@ fn section(raw: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The filter's latest counters line (it prints one a second with `--stats-interval 1`).
+/// The filter's latest counters line (it logs one a second with `--stats-interval 1`).
 fn filter_counters(tmp: &TempDir) -> String {
     thread::sleep(Duration::from_millis(1200));
-    let out = fs::read_to_string(tmp.file("dnsfilter.stdout")).unwrap_or_default();
-    out.lines().rev().find(|l| l.starts_with("counters:")).unwrap_or("(no counters line)").to_string()
+    let out = fs::read_to_string(tmp.file("dnsfilter.stderr")).unwrap_or_default();
+    out.lines().rev().find(|l| l.contains("counters=")).unwrap_or("(no counters line)").to_string()
 }
 
 /// Asserts the answer came from the filter: NXDOMAIN with the filter's SOA and no warnings.
@@ -347,13 +360,22 @@ fn dig_gets_nxdomain_from_the_filter_and_the_resolver_answer_otherwise() {
     assert_resolved(&dig(&client, &["@fd53::2", "www.allostreaming.com", "A"]), "10.6.6.7");
 
     // The filter.
+    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/dnsfilter-e2e-{}", std::process::id())));
     let list = tmp.file("blocked.list");
     fs::write(&list, "# a comment\nallostreaming.com\n").expect("write the list");
     let mut filter = Child(
         edge.command(bin.to_str().expect("utf-8 path"))
+            .arg("--pin-dir")
+            .arg(&pins.0)
+            .arg("--state-dir")
+            .arg(tmp.file("state"))
+            .arg("--run-dir")
+            .arg(tmp.file("run"))
             .args(["run", "--iface", &b, "--list"])
             .arg(&list)
-            .args(["--stats-interval", "1"])
+            .arg("--audit-log")
+            .arg(tmp.file("audit.jsonl"))
+            .args(["--stats-interval", "1", "--detach-on-exit"])
             .stdin(Stdio::null())
             .stdout(log_file(&tmp, "dnsfilter.stdout"))
             .stderr(log_file(&tmp, "dnsfilter.stderr"))
@@ -413,5 +435,6 @@ fn dig_gets_nxdomain_from_the_filter_and_the_resolver_answer_otherwise() {
     );
     let link = link_show(&edge, &b);
     assert!(!link.contains("xdp"), "XDP program still attached after exit:\n{link}");
+    assert!(!pins.0.exists(), "--detach-on-exit left pins in {}", pins.0.display());
     assert_resolved(&dig(&client, &["@10.53.0.2", "allostreaming.com", "A"]), "10.6.6.6");
 }
