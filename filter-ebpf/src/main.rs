@@ -18,7 +18,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use filter_common::{
-    GROUPS_DEFAULT, MAX_LABELS, VLAN_MAX,
+    GROUPS_MAX, MAX_LABELS, VLAN_MAX,
     answer::{self, Plan},
     config::{Config, SOA_RR_MAX},
     counters::Counter,
@@ -43,7 +43,7 @@ static CONFIG: Array<Config, 1> = Array::new();
 static COUNTERS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray::new();
 
 #[btf_map]
-static GROUP_HITS: PerCpuArray<u64, { GROUPS_DEFAULT as usize }> = PerCpuArray::new();
+static GROUP_HITS: PerCpuArray<u64, { GROUPS_MAX as usize }> = PerCpuArray::new();
 
 #[btf_map]
 static SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();

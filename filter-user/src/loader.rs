@@ -66,10 +66,10 @@ fn raise_memlock() {
 }
 
 impl Filter {
-    /// Loads the object and the program (not attached). `groups` sizes the per-group counters.
-    pub fn load(groups: u32) -> Result<Filter, LoadError> {
+    /// Loads the object and the program (not attached).
+    pub fn load() -> Result<Filter, LoadError> {
         raise_memlock();
-        let ebpf = EbpfLoader::new().map_max_entries(maps::GROUP_HITS, groups.max(1)).load(crate::BPF_OBJECT)?;
+        let ebpf = EbpfLoader::new().load(crate::BPF_OBJECT)?;
         let mut f = Filter { ebpf, header: None };
         f.program()?.load()?;
         f.set_config(&Config::default())?;

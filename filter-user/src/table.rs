@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use filter_common::{
-    hash,
+    GROUPS_MAX, hash,
     table::{
         self, Action, Bucket, Ede, Entry, FLAG_BELOW, FLAG_CHILDREN, FLAG_ENTRY, FLAG_SELF, PROBE_BUCKETS, Probe,
         SLOTS, TableHeader,
@@ -55,6 +55,8 @@ pub enum BuildError {
     Conflict { name: String, first: String, second: String },
     #[error("the table could not be laid out (keys collide or cluster); this is a bug")]
     Layout,
+    #[error("{name}: group {group} is beyond the {max} groups the program counts")]
+    Group { name: String, group: u32, max: u32 },
 }
 
 /// A built generation: the array elements, header first.
@@ -117,6 +119,13 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
     let mut names: HashMap<u64, &Rule> = HashMap::new();
     let mut entries = 0u64;
     for rule in rules {
+        if rule.group >= GROUPS_MAX {
+            return Err(BuildError::Group {
+                name: filter_common::dns::to_text(&rule.labels),
+                group: rule.group,
+                max: GROUPS_MAX,
+            });
+        }
         let keys = filter_common::dns::text_suffix_keys(&rule.labels, seed);
         let Some((&own, ancestors)) = keys.split_first() else { continue };
         for a in ancestors {
@@ -301,6 +310,17 @@ mod tests {
         assert!(
             build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 2)
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn groups_beyond_the_map_are_refused() {
+        let ok = Rule { group: GROUPS_MAX - 1, ..rule("a.example", Scope::Subtree, Action::Drop) };
+        assert!(build(&[ok], 1, 1, 10).is_ok());
+        let over = Rule { group: GROUPS_MAX, ..rule("a.example", Scope::Subtree, Action::Drop) };
+        assert_eq!(
+            build(&[over], 1, 1, 10).err(),
+            Some(BuildError::Group { name: "a.example".into(), group: GROUPS_MAX, max: GROUPS_MAX })
         );
     }
 

@@ -97,8 +97,7 @@ pub fn run(a: Args) -> ExitCode {
             return ExitCode::from(EXIT_DATAERR);
         }
     };
-    let groups = u32::try_from(a.lists.lists.len()).unwrap_or(u32::MAX);
-    let mut filter = match Filter::load(groups) {
+    let mut filter = match Filter::load() {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
