@@ -2,6 +2,8 @@
 //! Native byte order unless a field says otherwise. Userspace writes it before attaching and
 //! may rewrite it at any time (each field is read once per packet).
 
+use crate::table::{STOP_HAS_V4, STOP_HAS_V6, StopRecord};
+
 /// Longest pre-rendered SOA record tail ([`Config::soa_rr`]).
 pub const SOA_RR_MAX: usize = 128;
 
@@ -73,6 +75,19 @@ impl Config {
         }
         false
     }
+
+    /// The global stop page as a [`StopRecord`] (used for `redirect` entries without their own).
+    #[inline(always)]
+    pub const fn stop_record(&self) -> StopRecord {
+        let mut flags = 0;
+        if self.flags & CFG_STOP_V4 != 0 {
+            flags |= STOP_HAS_V4;
+        }
+        if self.flags & CFG_STOP_V6 != 0 {
+            flags |= STOP_HAS_V6;
+        }
+        StopRecord { flags, v4: self.stop_v4, v6: self.stop_v6, reserved: [0; 5] }
+    }
 }
 
 #[cfg(feature = "user")]
@@ -87,6 +102,18 @@ mod tests {
     fn layout_has_no_padding() {
         let fields = 2 * crate::PORTS_MAX + 2 + 2 + 4 + 4 + 16 + 2 + 2 + 4 + SOA_RR_MAX;
         assert_eq!(core::mem::size_of::<Config>(), fields);
+    }
+
+    #[test]
+    fn stop_record_of_the_global_stop_page() {
+        let mut c = Config::default();
+        assert_eq!(c.stop_record().flags, 0);
+        c.stop_v4 = [192, 0, 2, 80];
+        c.flags = CFG_STOP_V4;
+        let r = c.stop_record();
+        assert_eq!((r.v4(), r.v6()), (Some([192, 0, 2, 80]), None));
+        c.flags |= CFG_STOP_V6;
+        assert!(c.stop_record().v6().is_some());
     }
 
     #[test]
