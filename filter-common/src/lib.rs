@@ -47,3 +47,5 @@ pub const PORTS_MAX: usize = 8;
 /// Entry groups (orders × action) the `GROUP_HITS` map counts. Fixed in the object: the map
 /// is pinned and reused across restarts, so it cannot be resized at load.
 pub const GROUPS_MAX: u32 = 65536;
+/// Most resolver addresses per family in [`config::Config`] (16 IPv4 and 16 IPv6).
+pub const RESOLVERS_MAX: usize = 16;

@@ -194,11 +194,29 @@ fn parse_frame(ctx: &XdpContext) -> Result<Layout, Counter> {
     if !cfg.is_dns_port(dport) {
         return Err(Counter::PassNotDnsPort);
     }
+    if cfg.has_resolvers() && !to_resolver(ctx, cfg, off, ihl == 0) {
+        return Err(Counter::PassNotResolver);
+    }
     let ulen = usize::from(be16_at(ctx, udp.wrapping_add(4)).ok_or(Counter::PassBadHeader)?);
     if ulen < UDP_LEN || udp.wrapping_add(ulen) > ip_end || ip_end > frame_len {
         return Err(Counter::PassBadHeader);
     }
     Ok(Layout { ip: off, ihl, udp, dns_len: ulen.wrapping_sub(UDP_LEN) })
+}
+
+/// Whether the destination address of the IP header at `ip` is a configured resolver (of its
+/// own family: with only IPv4 resolvers listed, no IPv6 destination is one).
+#[inline(always)]
+fn to_resolver(ctx: &XdpContext, cfg: &Config, ip: usize, v6: bool) -> bool {
+    if v6 {
+        let Some(p) = ptr_at(ctx, ip.wrapping_add(24), 16) else { return false };
+        // SAFETY: 16 octets are in the packet (checked by ptr_at).
+        cfg.is_resolver_v6(unsafe { p.cast::<[u8; 16]>().read_unaligned() })
+    } else {
+        let Some(p) = ptr_at(ctx, ip.wrapping_add(16), 4) else { return false };
+        // SAFETY: 4 octets are in the packet (checked by ptr_at).
+        cfg.is_resolver_v4(unsafe { p.cast::<[u8; 4]>().read_unaligned() })
+    }
 }
 
 /// IPv6 extension headers (RFC 8200 §4, RFC 7045): hop-by-hop, routing, fragment,

@@ -16,6 +16,7 @@ use filter_user::{
     config::Settings,
     table::{Rule, Scope, Stop},
 };
+use std::net::IpAddr;
 
 const A: u16 = 1;
 const AAAA: u16 = 28;
@@ -511,6 +512,79 @@ fn stop_pages_swap_with_their_generation() {
     assert_eq!(redirected(&mut fx, "a.stop", A), Some(vec!["a.stop A 203.0.113.11".into()]));
     assert_eq!(redirected(&mut fx, "b.stop", A), Some(vec!["b.stop A 192.0.2.80".into()]));
     assert_eq!(redirected(&mut fx, "c.stop", A), Some(vec!["c.stop A 203.0.113.3".into()]));
+}
+
+#[test]
+fn resolver_scope() {
+    if !privileged("resolver_scope") {
+        return;
+    }
+    let resolvers = |list: &[&str]| -> Settings {
+        Settings { resolvers: list.iter().map(|a| a.parse().unwrap()).collect(), ..settings() }
+    };
+    let mut fx =
+        Fixture::new(&[rule("blocked.example", Scope::Subtree, Action::Nxdomain, Ede::Censored, 1)], &resolvers(&[]));
+    let q = Query::new("blocked.example", A).build();
+    let ip = |a: &str| -> IpAddr { a.parse().unwrap() };
+    let v4_to = |a: &str| Frame::new(Ip::v4(), q.clone()).to(ip(a));
+    let v6_to = |a: &str| Frame::new(Ip::v6(), q.clone()).to(ip(a));
+    let answered = |fx: &mut Fixture, f: &Frame| {
+        let (run, said) = ask(fx, f);
+        run.expect(XDP_TX, Counter::AnswerNxdomain);
+        assert_eq!(said.unwrap().rcode, Rcode::NXDOMAIN);
+    };
+    let passed = |fx: &mut Fixture, f: &Frame, counter: Counter| {
+        let bytes = f.build();
+        let run = fx.run(&bytes);
+        run.expect(XDP_PASS, counter);
+        assert_eq!(run.out, bytes, "untouched");
+    };
+
+    // No list: every destination.
+    answered(&mut fx, &v4_to("198.51.100.53"));
+    answered(&mut fx, &v4_to("203.0.113.200"));
+    answered(&mut fx, &v6_to("2001:db8::53"));
+    answered(&mut fx, &v6_to("2001:db8:ffff::1"));
+
+    // IPv4 resolvers only: other IPv4 destinations pass, and so does every IPv6 query.
+    fx.filter.set_config(&resolvers(&["198.51.100.53", "198.51.100.54"]).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v4_to("198.51.100.53"));
+    answered(&mut fx, &v4_to("198.51.100.54"));
+    passed(&mut fx, &v4_to("198.51.100.55"), Counter::PassNotResolver);
+    passed(&mut fx, &v4_to("203.0.113.200"), Counter::PassNotResolver);
+    passed(&mut fx, &v6_to("2001:db8::53"), Counter::PassNotResolver);
+    // The port check comes first.
+    passed(&mut fx, &Frame { dport: 5353, ..v4_to("203.0.113.200") }, Counter::PassNotDnsPort);
+    // Behind VLAN tags and IPv4 options the destination is found all the same.
+    answered(&mut fx, &Frame { vlans: vec![(0x88a8, 100), (0x8100, 42)], ..v4_to("198.51.100.54") });
+    let opts = Frame::new(Ip::V4 { options: vec![1, 1, 1, 0], frag: 0, proto: 17 }, q.clone());
+    answered(&mut fx, &opts.clone().to(ip("198.51.100.53")));
+    passed(&mut fx, &opts.to(ip("198.51.100.99")), Counter::PassNotResolver);
+
+    // IPv6 resolvers only: the mirror image.
+    fx.filter.set_config(&resolvers(&["2001:db8::53"]).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v6_to("2001:db8::53"));
+    passed(&mut fx, &v6_to("2001:db8::54"), Counter::PassNotResolver);
+    passed(&mut fx, &v6_to("2001:db9::53"), Counter::PassNotResolver);
+    passed(&mut fx, &v4_to("198.51.100.53"), Counter::PassNotResolver);
+    answered(&mut fx, &Frame { vlans: vec![(0x8100, 7)], ..v6_to("2001:db8::53") });
+
+    // Full lists of both families: the last address of each is compared too.
+    let mut full: Vec<String> = (1..=16).map(|i| format!("198.51.100.{i}")).collect();
+    full.extend((1..=16).map(|i| format!("2001:db8::{i:x}")));
+    let full: Vec<&str> = full.iter().map(String::as_str).collect();
+    fx.filter.set_config(&resolvers(&full).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v4_to("198.51.100.1"));
+    answered(&mut fx, &v4_to("198.51.100.16"));
+    passed(&mut fx, &v4_to("198.51.100.17"), Counter::PassNotResolver);
+    answered(&mut fx, &v6_to("2001:db8::1"));
+    answered(&mut fx, &v6_to("2001:db8::10"));
+    passed(&mut fx, &v6_to("2001:db8::11"), Counter::PassNotResolver);
+
+    // An emptied list enforces on all destinations again.
+    fx.filter.set_config(&resolvers(&[]).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v4_to("203.0.113.200"));
+    answered(&mut fx, &v6_to("2001:db8::54"));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! `dnsfilter run`: attach to interfaces, load the lists, report counters until stopped.
 
 use std::{
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     process::ExitCode,
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
@@ -35,6 +35,11 @@ pub struct Args {
     /// Stop-page IPv6 address for `redirect`.
     #[arg(long)]
     stop_v6: Option<Ipv6Addr>,
+    /// Filter only queries to this resolver address (repeatable; at most 16 IPv4 and 16 IPv6).
+    /// Queries to other destinations pass. Default: every destination. With only IPv4
+    /// addresses given, every IPv6 query passes, and the other way round.
+    #[arg(long = "resolver", value_name = "ADDR")]
+    resolvers: Vec<IpAddr>,
     /// Most entries the table may hold; a larger list is refused whole.
     #[arg(long, default_value_t = 10_000_000)]
     capacity: usize,
@@ -81,6 +86,7 @@ pub fn run(a: Args) -> ExitCode {
         ports: if a.ports.is_empty() { vec![53] } else { a.ports.clone() },
         stop_v4: a.stop_v4,
         stop_v6: a.stop_v6,
+        resolvers: a.resolvers.clone(),
         ..Settings::default()
     };
     let config = match settings.to_config() {
