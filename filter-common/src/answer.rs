@@ -6,9 +6,9 @@
 //! that caches keep them (RFC 2308); a query with an OPT record gets one back (RFC 6891) with
 //! the entry's Extended DNS Error (RFC 8914). Every write is at a masked offset.
 
-use crate::config::{CFG_STOP_V4, CFG_STOP_V6, Config, SOA_RR_MAX};
+use crate::config::{Config, SOA_RR_MAX};
 use crate::dns::{Header, MsgBuf, Opt, TYPE_A, TYPE_AAAA, TYPE_OPT};
-use crate::table::{Action, Ede};
+use crate::table::{Action, Ede, STOP_HAS_V4, STOP_HAS_V6, StopRecord};
 
 /// RCODE NOERROR.
 pub const RCODE_NOERROR: u8 = 0;
@@ -47,23 +47,25 @@ pub enum Shape {
     Bare(u8),
     /// TC=1, nothing else.
     Truncated,
-    /// One A record.
+    /// One A record with the stop page's IPv4 address.
     AnswerA,
-    /// One AAAA record.
+    /// One AAAA record with the stop page's IPv6 address.
     AnswerAaaa,
 }
 
-/// The answer shape for `action`, or `None` when the action does not answer.
+/// The answer shape for `action`, or `None` when the action does not answer. `stop` holds the
+/// stop-page addresses of a `redirect` (the entry's own, or the configuration's): an A or AAAA
+/// query gets its family's address, or NODATA when the record has none; other types get NODATA.
 #[inline(always)]
-pub fn shape(action: Action, qtype: u16, cfg: &Config) -> Option<Shape> {
+pub fn shape(action: Action, qtype: u16, stop: &StopRecord) -> Option<Shape> {
     match action {
         Action::Nxdomain => Some(Shape::Negative(RCODE_NXDOMAIN)),
         Action::Nodata => Some(Shape::Negative(RCODE_NOERROR)),
         Action::Refused => Some(Shape::Bare(RCODE_REFUSED)),
         Action::Truncate => Some(Shape::Truncated),
-        Action::Redirect => Some(if qtype == TYPE_A && cfg.flags & CFG_STOP_V4 != 0 {
+        Action::Redirect => Some(if qtype == TYPE_A && stop.flags & STOP_HAS_V4 != 0 {
             Shape::AnswerA
-        } else if qtype == TYPE_AAAA && cfg.flags & CFG_STOP_V6 != 0 {
+        } else if qtype == TYPE_AAAA && stop.flags & STOP_HAS_V6 != 0 {
             Shape::AnswerAaaa
         } else {
             Shape::Negative(RCODE_NOERROR)
@@ -92,9 +94,17 @@ impl CopyInto for LoopCopy {
 }
 
 /// Writes the answer over the query in `msg` and returns its length. The four octets after
-/// the answer are zeroed, so a checksum may be taken over the length rounded up to 4.
+/// the answer are zeroed, so a checksum may be taken over the length rounded up to 4. `stop`
+/// is the record [`shape`] was given (its address goes into an A or AAAA answer).
 #[inline(always)]
-pub fn build(msg: &mut MsgBuf, cfg: &Config, plan: &Plan, shape: Shape, copy: &impl CopyInto) -> usize {
+pub fn build(
+    msg: &mut MsgBuf,
+    cfg: &Config,
+    plan: &Plan,
+    shape: Shape,
+    stop: &StopRecord,
+    copy: &impl CopyInto,
+) -> usize {
     let (rcode, tc, an, ns) = match shape {
         Shape::Negative(r) => (r, false, 0u16, 1u16),
         Shape::Bare(r) => (r, false, 0, 0),
@@ -129,12 +139,12 @@ pub fn build(msg: &mut MsgBuf, cfg: &Config, plan: &Plan, shape: Shape, copy: &i
             msg.put16(off.wrapping_add(10), if v4 { 4 } else { 16 });
             off = off.wrapping_add(12);
             if v4 {
-                for (i, b) in cfg.stop_v4.iter().enumerate() {
+                for (i, b) in stop.v4.iter().enumerate() {
                     msg.put8(off.wrapping_add(i), *b);
                 }
                 off = off.wrapping_add(4);
             } else {
-                for (i, b) in cfg.stop_v6.iter().enumerate() {
+                for (i, b) in stop.v6.iter().enumerate() {
                     msg.put8(off.wrapping_add(i), *b);
                 }
                 off = off.wrapping_add(16);
@@ -161,4 +171,47 @@ pub fn build(msg: &mut MsgBuf, cfg: &Config, plan: &Plan, shape: Shape, copy: &i
     }
     msg.put32(off, 0);
     off
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{STOP_HAS_V4, STOP_HAS_V6};
+
+    #[test]
+    fn redirect_shape_follows_the_stop_record() {
+        let both = StopRecord { flags: STOP_HAS_V4 | STOP_HAS_V6, v4: [192, 0, 2, 7], v6: [7; 16], reserved: [0; 5] };
+        assert_eq!(shape(Action::Redirect, TYPE_A, &both), Some(Shape::AnswerA));
+        assert_eq!(shape(Action::Redirect, TYPE_AAAA, &both), Some(Shape::AnswerAaaa));
+        assert_eq!(shape(Action::Redirect, TYPE_OPT, &both), Some(Shape::Negative(RCODE_NOERROR)));
+        let v4_only = StopRecord { flags: STOP_HAS_V4, ..both };
+        assert_eq!(shape(Action::Redirect, TYPE_AAAA, &v4_only), Some(Shape::Negative(RCODE_NOERROR)));
+        let none = StopRecord::default();
+        assert_eq!(shape(Action::Redirect, TYPE_A, &none), Some(Shape::Negative(RCODE_NOERROR)));
+        assert_eq!(shape(Action::Nxdomain, TYPE_A, &both), Some(Shape::Negative(RCODE_NXDOMAIN)));
+        assert_eq!(shape(Action::Drop, TYPE_A, &both), None);
+    }
+
+    #[test]
+    fn redirect_answer_carries_the_record_address() {
+        let stop = StopRecord { flags: STOP_HAS_V4 | STOP_HAS_V6, v4: [192, 0, 2, 7], v6: [9; 16], reserved: [0; 5] };
+        // Header, then "a." IN A.
+        let query = [0xbe, 0xef, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, b'a', 0, 0, 1, 0, 1];
+        for (qtype, sh, rdata) in [(TYPE_A, Shape::AnswerA, &stop.v4[..]), (TYPE_AAAA, Shape::AnswerAaaa, &stop.v6[..])]
+        {
+            let (mut msg, _) = MsgBuf::from_message(&query);
+            let plan = Plan {
+                action: Action::Redirect,
+                ede: Ede::None,
+                header: Header { flags_hi: 1, flags_lo: 0, arcount: 0 },
+                qtype,
+                qend: query.len(),
+                owner: 12,
+                opt: None,
+            };
+            let len = build(&mut msg, &Config::default(), &plan, sh, &stop, &LoopCopy);
+            assert_eq!(len, query.len() + 12 + rdata.len());
+            assert_eq!(msg.0.get(len.wrapping_sub(rdata.len())..len), Some(rdata));
+        }
+    }
 }

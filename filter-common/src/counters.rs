@@ -1,5 +1,6 @@
 //! Outcome counters. The program counts every packet exactly once, under one [`Counter`], in a
-//! per-CPU array indexed by the discriminant. Userspace sums the per-CPU values.
+//! per-CPU array indexed by the discriminant. Userspace sums the per-CPU values. New counters
+//! are appended, so that the index of an existing counter never changes.
 
 /// One outcome of the XDP program. The discriminant is the index in the `COUNTERS` map.
 #[repr(u32)]
@@ -59,13 +60,17 @@ pub enum Counter {
     Drop,
     /// A block matched but the answer could not be built or sent: passed.
     AnswerFailed,
-    /// The lookup table is inconsistent (bad header): passed. Cannot happen with our loader.
+    /// The lookup table is inconsistent (bad header, or an entry names a stop record the
+    /// generation lacks): passed. Cannot happen with our loader.
     PassBadTable,
+    /// A query to a DNS port whose destination is not a configured resolver: passed. Counted
+    /// only when resolvers are configured.
+    PassNotResolver,
 }
 
 impl Counter {
     /// Number of counters: the size of the `COUNTERS` map.
-    pub const COUNT: u32 = Counter::PassBadTable as u32 + 1;
+    pub const COUNT: u32 = Counter::PassNotResolver as u32 + 1;
 
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT as usize] = [
@@ -97,6 +102,7 @@ impl Counter {
         Counter::Drop,
         Counter::AnswerFailed,
         Counter::PassBadTable,
+        Counter::PassNotResolver,
     ];
 
     /// Stable snake_case name, used in CLI, JSON and metrics output.
@@ -130,6 +136,7 @@ impl Counter {
             Counter::Drop => "drop",
             Counter::AnswerFailed => "answer_failed",
             Counter::PassBadTable => "pass_bad_table",
+            Counter::PassNotResolver => "pass_not_resolver",
         }
     }
 }
@@ -147,5 +154,14 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Counter::ALL.len());
+    }
+
+    #[test]
+    fn indices_are_stable() {
+        // Counters are appended: these indices are part of the map's contract.
+        assert_eq!(Counter::PassNotIp as u32, 0);
+        assert_eq!(Counter::PassBadTable as u32, 27);
+        assert_eq!(Counter::PassNotResolver as u32, 28);
+        assert_eq!(Counter::COUNT as usize, Counter::ALL.len());
     }
 }

@@ -455,6 +455,9 @@ pub struct Scratch {
     pub label_pos: [u16; crate::MAX_LABELS + 1],
     /// Inputs of the answer path, handed over through memory (see the program).
     pub pending: [u64; 10],
+    /// The stop page of a `redirect` answer (the entry's own or the configuration's), handed
+    /// over like `pending`; the answer path reads its addresses in place.
+    pub stop: crate::table::StopRecord,
     /// Copy of the Ethernet, VLAN, IP and UDP headers while the frame grows at its head.
     pub headers: [u8; 128],
 }

@@ -44,5 +44,8 @@ pub const LABEL_MAX: usize = 63;
 pub const MAX_LABELS: usize = 127;
 /// Most DNS ports the program watches (UDP destination port).
 pub const PORTS_MAX: usize = 8;
-/// Default number of entry groups (orders); the group-hit map is sized from it at load.
-pub const GROUPS_DEFAULT: u32 = 4096;
+/// Entry groups (orders × action) the `GROUP_HITS` map counts. Fixed in the object: the map
+/// is pinned and reused across restarts, so it cannot be resized at load.
+pub const GROUPS_MAX: u32 = 65536;
+/// Most resolver addresses per family in [`config::Config`] (16 IPv4 and 16 IPv6).
+pub const RESOLVERS_MAX: usize = 16;

@@ -18,13 +18,13 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use filter_common::{
-    GROUPS_DEFAULT, MAX_LABELS, VLAN_MAX,
+    GROUPS_MAX, MAX_LABELS, VLAN_MAX,
     answer::{self, Plan},
     config::{Config, SOA_RR_MAX},
     counters::Counter,
     dns::{self, HEADER_LEN, MSG_COPY_MAX, MSG_MASK, Scratch},
     hash,
-    table::{Action, Bucket, Entry, MAGIC, PROBE_BUCKETS, Probe, home_bucket, probe_bucket},
+    table::{Action, Bucket, Entry, MAGIC, PROBE_BUCKETS, Probe, StopRecord, home_bucket, probe_bucket},
 };
 
 const BPF_F_MMAPABLE: usize = 1 << 10;
@@ -43,7 +43,7 @@ static CONFIG: Array<Config, 1> = Array::new();
 static COUNTERS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray::new();
 
 #[btf_map]
-static GROUP_HITS: PerCpuArray<u64, { GROUPS_DEFAULT as usize }> = PerCpuArray::new();
+static GROUP_HITS: PerCpuArray<u64, { GROUPS_MAX as usize }> = PerCpuArray::new();
 
 #[btf_map]
 static SCRATCH: PerCpuArray<Scratch, 1> = PerCpuArray::new();
@@ -57,6 +57,8 @@ const IPPROTO_UDP: u8 = 17;
 const IPV6_LEN: usize = 40;
 const UDP_LEN: usize = 8;
 const REPLY_HOP_LIMIT: u8 = 64;
+
+const _: () = assert!(size_of::<StopRecord>() == 64 && align_of::<StopRecord>() == 8);
 
 #[xdp]
 pub fn dnsfilter(ctx: XdpContext) -> u32 {
@@ -192,11 +194,29 @@ fn parse_frame(ctx: &XdpContext) -> Result<Layout, Counter> {
     if !cfg.is_dns_port(dport) {
         return Err(Counter::PassNotDnsPort);
     }
+    if cfg.has_resolvers() && !to_resolver(ctx, cfg, off, ihl == 0) {
+        return Err(Counter::PassNotResolver);
+    }
     let ulen = usize::from(be16_at(ctx, udp.wrapping_add(4)).ok_or(Counter::PassBadHeader)?);
     if ulen < UDP_LEN || udp.wrapping_add(ulen) > ip_end || ip_end > frame_len {
         return Err(Counter::PassBadHeader);
     }
     Ok(Layout { ip: off, ihl, udp, dns_len: ulen.wrapping_sub(UDP_LEN) })
+}
+
+/// Whether the destination address of the IP header at `ip` is a configured resolver (of its
+/// own family: with only IPv4 resolvers listed, no IPv6 destination is one).
+#[inline(always)]
+fn to_resolver(ctx: &XdpContext, cfg: &Config, ip: usize, v6: bool) -> bool {
+    if v6 {
+        let Some(p) = ptr_at(ctx, ip.wrapping_add(24), 16) else { return false };
+        // SAFETY: 16 octets are in the packet (checked by ptr_at).
+        cfg.is_resolver_v6(unsafe { p.cast::<[u8; 16]>().read_unaligned() })
+    } else {
+        let Some(p) = ptr_at(ctx, ip.wrapping_add(16), 4) else { return false };
+        // SAFETY: 4 octets are in the packet (checked by ptr_at).
+        cfg.is_resolver_v4(unsafe { p.cast::<[u8; 4]>().read_unaligned() })
+    }
 }
 
 /// IPv6 extension headers (RFC 8200 §4, RFC 7045): hop-by-hop, routing, fragment,
@@ -400,6 +420,28 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
             unsafe { core::ptr::write_volatile(slot, *v) };
         }
     }
+    if entry.action == Action::Redirect {
+        // The stop page: the entry's own record, read from the generation the entry came from
+        // (a swap since the walk cannot pair it with another generation's records), or the
+        // configuration's.
+        let words = if entry.stop == 0 {
+            CONFIG.get(0).ok_or(Counter::AnswerFailed)?.stop_record().to_words()
+        } else {
+            let head = table.get(0).ok_or(Counter::PassBadTable)?.header();
+            if u32::from(entry.stop) > head.stops {
+                return Err(Counter::PassBadTable);
+            }
+            let at = head.stops_at.wrapping_add(u64::from(entry.stop)).wrapping_sub(1);
+            StopRecord::words_of(table.get(at as u32).ok_or(Counter::PassBadTable)?)
+        };
+        // verifier: handed over like `pending`, as the record's first three words.
+        let dst = (&raw mut s.stop).cast::<u64>();
+        for (i, v) in words.iter().enumerate() {
+            // SAFETY: StopRecord is repr(C), 8-aligned and 64 octets, its first three u64
+            // words are `to_words` (checked in filter-common); i < 3.
+            unsafe { core::ptr::write_volatile(dst.add(i), *v) };
+        }
+    }
     answer_pending(ctx, s).ok_or(Counter::AnswerFailed)
 }
 
@@ -414,7 +456,7 @@ fn answer_pending(ctx: &XdpContext, s: &mut Scratch) -> Option<Outcome> {
     let [action, ede, flags_hi, flags_lo, qtype, qend, owner, opt, ip, ihl] = p;
     let action = Action::from_u8(action as u8);
     let cfg = CONFIG.get(0)?;
-    let shape = answer::shape(action, qtype as u16, cfg)?;
+    let shape = answer::shape(action, qtype as u16, &s.stop)?;
     let plan = Plan {
         action,
         ede: filter_common::table::Ede::from_bits(ede as u8),
@@ -428,7 +470,7 @@ fn answer_pending(ctx: &XdpContext, s: &mut Scratch) -> Option<Outcome> {
     let ip = (ip as usize) & 0x1f;
     let udp = ip.wrapping_add(if ihl == 0 { IPV6_LEN } else { ihl });
     let layout = Layout { ip, ihl, udp, dns_len: 0 };
-    let len = answer::build(&mut s.msg, cfg, &plan, shape, &HelperCopy);
+    let len = answer::build(&mut s.msg, cfg, &plan, shape, &s.stop, &HelperCopy);
     transmit(ctx, &layout, s, len)?;
     Some((XDP_TX, answer_counter(action)))
 }

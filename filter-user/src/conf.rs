@@ -391,7 +391,7 @@ fn resolve_settings(f: &SettingsFile) -> Settings {
     let soa = f.soa.clone().unwrap_or_default();
     let SoaFile { mname, rname, serial, refresh, retry, expire, negative_ttl } = soa;
     let ds = d.soa.clone();
-    let mut s = Settings {
+    Settings {
         ports: f.ports.clone().unwrap_or(d.ports),
         stop_v4: f.stop_v4,
         stop_v6: f.stop_v6,
@@ -406,12 +406,9 @@ fn resolve_settings(f: &SettingsFile) -> Settings {
             expire: expire.unwrap_or(ds.expire),
             negative_ttl: negative_ttl.unwrap_or(ds.negative_ttl),
         },
+        resolvers: f.resolvers.clone().unwrap_or_default(),
         ..d
-    };
-    if let Some(r) = &f.resolvers {
-        s.set_resolvers(r);
     }
-    s
 }
 
 #[cfg(test)]

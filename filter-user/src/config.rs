@@ -1,10 +1,11 @@
 //! Runtime settings of the program (`filter_common::config::Config`), built from what an
 //! operator configures.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use filter_common::{
-    config::{CFG_STOP_V4, CFG_STOP_V6, Config, SOA_RR_MAX},
+    RESOLVERS_MAX,
+    config::{CFG_STOP_V4, CFG_STOP_V6, Config, SOA_RR_MAX, resolver_v4_word, resolver_v6_words},
     dns::{CLASS_IN, TYPE_SOA, parse_text_name, to_wire},
 };
 
@@ -23,8 +24,10 @@ pub struct SettingsFile {
     pub answer_ttl: Option<u32>,
     /// UDP payload size advertised in the OPT record of answers (default 1232).
     pub edns_udp_size: Option<u16>,
-    /// Resolver addresses to enforce on; queries to other destinations pass. Empty: all.
-    pub resolvers: Option<Vec<std::net::IpAddr>>,
+    /// Resolver addresses to enforce on (at most 16 IPv4 and 16 IPv6); queries to other
+    /// destinations pass. Empty or unset: every destination. The lists are per family: with
+    /// only IPv4 resolvers, IPv6 queries all pass.
+    pub resolvers: Option<Vec<IpAddr>>,
     /// The SOA of negative answers.
     pub soa: Option<SoaFile>,
 }
@@ -78,6 +81,10 @@ pub struct Settings {
     pub stop_v6: Option<Ipv6Addr>,
     pub answer_ttl: u32,
     pub edns_udp_size: u16,
+    /// Destination addresses the filter applies to; empty: every destination. At most
+    /// [`RESOLVERS_MAX`] per family (IPv4-mapped IPv6 addresses count as IPv4). With only
+    /// addresses of one family, every query over the other family passes.
+    pub resolvers: Vec<IpAddr>,
     pub soa: Soa,
 }
 
@@ -89,6 +96,7 @@ impl Default for Settings {
             stop_v6: None,
             answer_ttl: 300,
             edns_udp_size: 1232,
+            resolvers: Vec::new(),
             soa: Soa::default(),
         }
     }
@@ -105,14 +113,11 @@ pub enum SettingsError {
     SoaName { field: &'static str, name: String, reason: String },
     #[error("SOA names are too long together ({len} octets, at most {max})")]
     SoaTooLong { len: usize, max: usize },
+    #[error("{got} {family} resolver addresses, at most {max}")]
+    Resolvers { family: &'static str, got: usize, max: usize },
 }
 
 impl Settings {
-    /// Sets the resolver addresses enforcement is scoped to (empty: all destinations).
-    pub fn set_resolvers(&mut self, resolvers: &[std::net::IpAddr]) {
-        let _ = resolvers;
-    }
-
     /// Renders the settings into the program's configuration.
     pub fn to_config(&self) -> Result<Config, SettingsError> {
         let mut cfg = Config::default();
@@ -135,10 +140,39 @@ impl Settings {
         }
         cfg.answer_ttl = self.answer_ttl;
         cfg.edns_udp_size = self.edns_udp_size.max(512);
+        let (v4, v6) = self.resolvers_by_family();
+        if v4.len() > RESOLVERS_MAX {
+            return Err(SettingsError::Resolvers { family: "IPv4", got: v4.len(), max: RESOLVERS_MAX });
+        }
+        if v6.len() > RESOLVERS_MAX {
+            return Err(SettingsError::Resolvers { family: "IPv6", got: v6.len(), max: RESOLVERS_MAX });
+        }
+        for (slot, a) in cfg.resolvers_v4.iter_mut().zip(&v4) {
+            *slot = resolver_v4_word(a.octets());
+        }
+        for (slot, a) in cfg.resolvers_v6.iter_mut().zip(&v6) {
+            *slot = resolver_v6_words(a.octets());
+        }
+        cfg.nresolvers_v4 = v4.len() as u16;
+        cfg.nresolvers_v6 = v6.len() as u16;
         let rr = self.soa_rr()?;
         cfg.soa_rr[..rr.len()].copy_from_slice(&rr);
         cfg.soa_rr_len = rr.len() as u16;
         Ok(cfg)
+    }
+
+    /// The resolver addresses by family, IPv4-mapped IPv6 addresses as IPv4, without duplicates,
+    /// in the order given.
+    fn resolvers_by_family(&self) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for a in &self.resolvers {
+            match a.to_canonical() {
+                IpAddr::V4(a) if !v4.contains(&a) => v4.push(a),
+                IpAddr::V6(a) if !v6.contains(&a) => v6.push(a),
+                _ => {}
+            }
+        }
+        (v4, v6)
     }
 
     /// TYPE CLASS TTL RDLENGTH RDATA of the SOA record.
@@ -195,5 +229,48 @@ mod tests {
         s.soa.mname = format!("{}.{}", "a".repeat(63), "b".repeat(63));
         s.soa.rname = format!("{}.{}", "c".repeat(63), "d".repeat(63));
         assert!(matches!(s.to_config(), Err(SettingsError::SoaTooLong { .. })));
+    }
+
+    #[test]
+    fn resolvers_render_by_family() {
+        let c = Settings::default().to_config().unwrap();
+        assert_eq!((c.nresolvers_v4, c.nresolvers_v6), (0, 0), "default: every destination");
+        assert!(!c.has_resolvers());
+        let addrs: Vec<IpAddr> = ["192.0.2.53", "2001:db8::53", "::ffff:198.51.100.53", "192.0.2.53"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let c = Settings { resolvers: addrs, ..Default::default() }.to_config().unwrap();
+        assert_eq!((c.nresolvers_v4, c.nresolvers_v6), (2, 1), "mapped address as IPv4, duplicate dropped");
+        assert!(c.is_resolver_v4([192, 0, 2, 53]));
+        assert!(c.is_resolver_v4([198, 51, 100, 53]));
+        assert!(!c.is_resolver_v4([192, 0, 2, 54]));
+        assert!(c.is_resolver_v6("2001:db8::53".parse::<Ipv6Addr>().unwrap().octets()));
+        assert!(!c.is_resolver_v6("2001:db8::54".parse::<Ipv6Addr>().unwrap().octets()));
+        // Only IPv4 resolvers: no IPv6 destination is listed.
+        let c = Settings { resolvers: vec!["192.0.2.53".parse().unwrap()], ..Default::default() }.to_config().unwrap();
+        assert_eq!((c.nresolvers_v4, c.nresolvers_v6), (1, 0));
+        assert!(c.has_resolvers());
+        assert!(!c.is_resolver_v6("2001:db8::53".parse::<Ipv6Addr>().unwrap().octets()));
+    }
+
+    #[test]
+    fn resolver_limits() {
+        let v4 = |n: u8| -> Vec<IpAddr> { (0..n).map(|i| IpAddr::V4(Ipv4Addr::new(192, 0, 2, i))).collect() };
+        let v6 = |n: u16| -> Vec<IpAddr> {
+            (0..n).map(|i| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i))).collect()
+        };
+        let max = RESOLVERS_MAX;
+        let c =
+            Settings { resolvers: [v4(max as u8), v6(max as u16)].concat(), ..Default::default() }.to_config().unwrap();
+        assert_eq!((usize::from(c.nresolvers_v4), usize::from(c.nresolvers_v6)), (max, max));
+        assert!(c.is_resolver_v4([192, 0, 2, max as u8 - 1]), "the last one is stored");
+        let s = Settings { resolvers: v4(max as u8 + 1), ..Default::default() };
+        assert_eq!(s.to_config(), Err(SettingsError::Resolvers { family: "IPv4", got: max + 1, max }));
+        let s = Settings { resolvers: [v4(1), v6(max as u16 + 1)].concat(), ..Default::default() };
+        assert_eq!(s.to_config(), Err(SettingsError::Resolvers { family: "IPv6", got: max + 1, max }));
+        // Duplicates do not count twice.
+        let s = Settings { resolvers: [v4(max as u8), v4(max as u8)].concat(), ..Default::default() };
+        assert!(s.to_config().is_ok());
     }
 }

@@ -283,6 +283,11 @@ impl GenerationView {
         crate::table::lookup(self.buckets(), &h, labels)
     }
 
+    /// The own stop page of a matched entry (`None`: the global one); see [`crate::table::stop_of`].
+    pub fn stop(&self, entry: &filter_common::table::Entry) -> Option<crate::table::Stop> {
+        crate::table::stop_of(self.buckets(), &self.header()?, entry)
+    }
+
     /// The elements, header first.
     pub fn buckets(&self) -> &[Bucket] {
         // SAFETY: the mapping holds `buckets` Bucket-sized, 8-aligned elements (page aligned),

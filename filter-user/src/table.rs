@@ -1,13 +1,19 @@
 //! Builds one table generation (see `filter_common::table`) from listed names, and looks names
 //! up in it exactly as the kernel does.
+//!
+//! Per-entry stop pages: every distinct [`Stop`] of a `redirect` rule gets one
+//! [`StopRecord`] after the hash buckets, numbered from 1 in the order the rules first use
+//! them; an entry without its own stop gets 0 (the global stop page). A stop on a rule of
+//! another action means nothing and is not stored. At most [`STOPS_MAX`] distinct stops per
+//! generation.
 
 use std::collections::HashMap;
 
 use filter_common::{
-    hash,
+    GROUPS_MAX, hash,
     table::{
         self, Action, Bucket, Ede, Entry, FLAG_BELOW, FLAG_CHILDREN, FLAG_ENTRY, FLAG_SELF, PROBE_BUCKETS, Probe,
-        SLOTS, TableHeader,
+        SLOTS, STOP_HAS_V4, STOP_HAS_V6, STOPS_MAX, StopRecord, TableHeader,
     },
 };
 
@@ -30,6 +36,38 @@ pub enum Scope {
 pub struct Stop {
     pub v4: Option<std::net::Ipv4Addr>,
     pub v6: Option<std::net::Ipv6Addr>,
+}
+
+impl Stop {
+    /// The record stored in a generation.
+    pub fn record(&self) -> StopRecord {
+        let mut r = StopRecord::default();
+        if let Some(a) = self.v4 {
+            r.flags |= STOP_HAS_V4;
+            r.v4 = a.octets();
+        }
+        if let Some(a) = self.v6 {
+            r.flags |= STOP_HAS_V6;
+            r.v6 = a.octets();
+        }
+        r
+    }
+
+    /// The addresses of a stored record.
+    pub fn from_record(r: &StopRecord) -> Stop {
+        Stop { v4: r.v4().map(std::net::Ipv4Addr::from), v6: r.v6().map(std::net::Ipv6Addr::from) }
+    }
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.v4, self.v6) {
+            (Some(a), Some(b)) => write!(f, "{a}, {b}"),
+            (Some(a), None) => write!(f, "{a}"),
+            (None, Some(b)) => write!(f, "{b}"),
+            (None, None) => write!(f, "no address"),
+        }
+    }
 }
 
 /// One name to put in the table.
@@ -55,12 +93,30 @@ pub enum BuildError {
     Conflict { name: String, first: String, second: String },
     #[error("the table could not be laid out (keys collide or cluster); this is a bug")]
     Layout,
+    #[error(
+        "{name}: more than {max} distinct stop-page addresses in one table; give some redirect entries \
+         the global stop page or share addresses"
+    )]
+    TooManyStops { name: String, max: usize },
+    #[error("{name}: group {group} is beyond the {max} groups the program counts")]
+    Group { name: String, group: u32, max: u32 },
 }
 
-/// A built generation: the array elements, header first.
+/// A built generation: the array elements, header first, stop records last.
 pub struct Built {
     pub buckets: Vec<Bucket>,
     pub header: TableHeader,
+}
+
+/// What a table node holds besides its flags: the entry of a listed name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct NodeEntry {
+    action: Action,
+    ede: Ede,
+    group: u32,
+    scope: Scope,
+    /// [`Entry::stop`]: 0, or the stop record's number from 1.
+    stop: u8,
 }
 
 impl Built {
@@ -72,6 +128,23 @@ impl Built {
     /// [`Built::lookup`] from precomputed suffix keys.
     pub fn lookup_keys(&self, keys: &[u64]) -> Option<(usize, Entry)> {
         lookup_keys(&self.buckets, &self.header, keys)
+    }
+
+    /// The stop page of a matched entry as the kernel resolves it: `None` for the global stop
+    /// page of the configuration (`stop` 0, or an entry that does not redirect), else the
+    /// entry's own addresses, read from the generation's stop records.
+    pub fn stop(&self, entry: &Entry) -> Option<Stop> {
+        stop_of(&self.buckets, &self.header, entry)
+    }
+
+    /// The generation's stop records, in order (record `k - 1` serves [`Entry::stop`] `k`).
+    pub fn stops(&self) -> Vec<Stop> {
+        (1..=self.header.stops)
+            .filter_map(|k| {
+                let at = usize::try_from(self.header.stops_at + u64::from(k) - 1).ok()?;
+                self.buckets.get(at).map(|b| Stop::from_record(&StopRecord::from_bucket(b)))
+            })
+            .collect()
     }
 
     /// Bytes of kernel memory the generation's array takes (elements only).
@@ -87,6 +160,17 @@ impl Built {
 pub fn lookup(buckets: &[Bucket], header: &TableHeader, labels: &[Vec<u8>]) -> Option<(usize, Entry)> {
     let keys = filter_common::dns::text_suffix_keys(labels, header.seed);
     lookup_keys(buckets, header, &keys)
+}
+
+/// The own stop page of a matched entry, read from a generation's elements; see
+/// [`Built::stop`].
+pub fn stop_of(buckets: &[Bucket], header: &TableHeader, entry: &Entry) -> Option<Stop> {
+    if entry.action != Action::Redirect || entry.stop == 0 || u32::from(entry.stop) > header.stops {
+        return None;
+    }
+    let at = header.stops_at.checked_add(u64::from(entry.stop))?.checked_sub(1)?;
+    let b = buckets.get(usize::try_from(at).ok()?)?;
+    Some(Stop::from_record(&StopRecord::from_bucket(b)))
 }
 
 /// [`lookup`] from precomputed suffix keys.
@@ -123,11 +207,21 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
     if rules.len() > capacity {
         return Err(BuildError::Capacity { count: rules.len(), capacity });
     }
-    // Node of the name tree: key -> (flags, entry), with the text kept for conflicts.
-    let mut nodes: HashMap<u64, (u8, Option<(Action, Ede, u32, Scope)>)> = HashMap::with_capacity(rules.len() * 2);
+    // Node of the name tree: key -> (flags, entry), with the rule kept for conflicts.
+    let mut nodes: HashMap<u64, (u8, Option<NodeEntry>)> = HashMap::with_capacity(rules.len() * 2);
     let mut names: HashMap<u64, &Rule> = HashMap::new();
+    // Distinct stop pages, numbered from 1 in order of first use.
+    let mut stops: Vec<Stop> = Vec::new();
+    let mut stop_numbers: HashMap<Stop, u8> = HashMap::new();
     let mut entries = 0u64;
     for rule in rules {
+        if rule.group >= GROUPS_MAX {
+            return Err(BuildError::Group {
+                name: filter_common::dns::to_text(&rule.labels),
+                group: rule.group,
+                max: GROUPS_MAX,
+            });
+        }
         let keys = filter_common::dns::text_suffix_keys(&rule.labels, seed);
         let Some((&own, ancestors)) = keys.split_first() else { continue };
         for a in ancestors {
@@ -138,37 +232,66 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
             Scope::Exact => FLAG_SELF,
             Scope::Below => FLAG_BELOW,
         };
+        // Only a redirect uses its stop page.
+        let stop = if rule.action == Action::Redirect { rule.stop } else { None };
         let node = nodes.entry(own).or_insert((0, None));
         match node.1 {
             None => {
+                let stop = match stop {
+                    None => 0,
+                    Some(st) => match stop_numbers.get(&st) {
+                        Some(k) => *k,
+                        None => {
+                            let k = u8::try_from(stops.len() + 1).ok().filter(|k| usize::from(*k) <= STOPS_MAX);
+                            let Some(k) = k else {
+                                return Err(BuildError::TooManyStops {
+                                    name: filter_common::dns::to_text(&rule.labels),
+                                    max: STOPS_MAX,
+                                });
+                            };
+                            stops.push(st);
+                            stop_numbers.insert(st, k);
+                            k
+                        }
+                    },
+                };
                 node.0 |= FLAG_ENTRY | scope_flags;
-                node.1 = Some((rule.action, rule.ede, rule.group, rule.scope));
+                node.1 =
+                    Some(NodeEntry { action: rule.action, ede: rule.ede, group: rule.group, scope: rule.scope, stop });
                 names.insert(own, rule);
                 entries += 1;
             }
-            Some((action, ede, group, scope)) => {
-                if scope != rule.scope {
+            Some(e) => {
+                let first = names.get(&own).copied();
+                let first_stop = first.and_then(|r| if r.action == Action::Redirect { r.stop } else { None });
+                if e.scope != rule.scope {
                     // `name` and `*.name` may coexist with the same action: merge the scopes.
-                    if action == rule.action && ede == rule.ede && group == rule.group {
+                    // They share one slot, so they must agree on everything else too.
+                    if e.action == rule.action && e.ede == rule.ede && e.group == rule.group && first_stop == stop {
                         node.0 |= scope_flags;
                         continue;
                     }
                 }
-                if action != rule.action || scope != rule.scope {
-                    let first = names.get(&own).map(|r| r.action.name()).unwrap_or("?");
+                if e.action != rule.action || e.scope != rule.scope {
+                    let describe = |action: Action, stop: Option<Stop>| match stop {
+                        Some(st) => format!("{} to {st}", action.name()),
+                        None => action.name().to_string(),
+                    };
                     return Err(BuildError::Conflict {
                         name: filter_common::dns::to_text(&rule.labels),
-                        first: first.to_string(),
-                        second: rule.action.name().to_string(),
+                        first: first.map(|r| describe(r.action, first_stop)).unwrap_or_else(|| "?".into()),
+                        second: describe(rule.action, stop),
                     });
                 }
+                // The same name, scope and action again (another order, another stop page):
+                // the first listing wins.
             }
         }
     }
     let used = nodes.len();
     let mut nbuckets = ((used as f64 / (SLOTS as f64 * MAX_LOAD)).ceil() as u64).max(1);
     for _attempt in 0..8 {
-        if let Some(buckets) = place(&nodes, nbuckets) {
+        if let Some(mut buckets) = place(&nodes, nbuckets) {
             let header = TableHeader {
                 magic: table::MAGIC,
                 seed,
@@ -177,12 +300,13 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
                 entries,
                 slots_used: used as u64,
                 layout: table::LAYOUT_VERSION,
-                reserved: [0; 3],
+                stops: stops.len() as u32,
+                stops_at: table::array_len(nbuckets),
             };
-            let mut buckets = buckets;
             if let Some(b0) = buckets.first_mut() {
                 *b0 = Bucket::from_header(&header);
             }
+            buckets.extend(stops.iter().map(|st| st.record().to_bucket()));
             return Ok(Built { buckets, header });
         }
         nbuckets += nbuckets / 4 + 1;
@@ -190,13 +314,14 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
     Err(BuildError::Layout)
 }
 
-fn place(nodes: &HashMap<u64, (u8, Option<(Action, Ede, u32, Scope)>)>, nbuckets: u64) -> Option<Vec<Bucket>> {
+fn place(nodes: &HashMap<u64, (u8, Option<NodeEntry>)>, nbuckets: u64) -> Option<Vec<Bucket>> {
     let len = usize::try_from(table::array_len(nbuckets)).ok()?;
     let mut buckets = vec![Bucket::default(); len];
     let mut fill = vec![0u8; len];
     for (&key, &(flags, entry)) in nodes {
-        let (action, ede, group) = entry.map(|(a, e, g, _)| (a, e, g)).unwrap_or((Action::Allow, Ede::None, 0));
-        let value = Entry { group, action, flags: flags | ((ede as u8) << table::EDE_SHIFT) }.encode();
+        let (action, ede, group, stop) =
+            entry.map(|e| (e.action, e.ede, e.group, e.stop)).unwrap_or((Action::Allow, Ede::None, 0, 0));
+        let value = Entry { group, action, flags: flags | ((ede as u8) << table::EDE_SHIFT), stop }.encode();
         let home = usize::try_from(table::home_bucket(key, nbuckets)).ok()?;
         let mut placed = false;
         for j in 0..PROBE_BUCKETS {
@@ -312,6 +437,106 @@ mod tests {
         assert!(
             build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 2)
                 .is_ok()
+        );
+    }
+
+    fn redirect(name: &str, stop: Option<Stop>) -> Rule {
+        Rule { stop, ..rule(name, Scope::Subtree, Action::Redirect) }
+    }
+
+    fn stop(v4: Option<&str>, v6: Option<&str>) -> Option<Stop> {
+        Some(Stop { v4: v4.map(|a| a.parse().unwrap()), v6: v6.map(|a| a.parse().unwrap()) })
+    }
+
+    /// The stop page a name resolves to: `None` if it matches nothing, `Some(None)` for the
+    /// global one.
+    fn stop_of(b: &Built, name: &str) -> Option<Option<Stop>> {
+        b.lookup(&parse_text_name(name).unwrap()).map(|(_, e)| b.stop(&e))
+    }
+
+    #[test]
+    fn stops_are_allocated_once_per_distinct_address_set() {
+        let a = stop(Some("192.0.2.1"), None);
+        let b = stop(Some("192.0.2.2"), Some("2001:db8::2"));
+        let rules = [
+            redirect("a.example", a),
+            redirect("global.example", None),
+            redirect("b.example", b),
+            redirect("a2.example", a),
+            redirect("b2.example", b),
+            // A stop on an action that does not redirect is not stored.
+            Rule { stop: stop(Some("192.0.2.9"), None), ..rule("nx.example", Scope::Subtree, Action::Nxdomain) },
+        ];
+        let built = build(&rules, 5, 1, 100).unwrap();
+        assert_eq!(built.header.stops, 2);
+        assert_eq!(built.header.stops_at, table::array_len(built.header.nbuckets));
+        assert_eq!(built.buckets.len() as u64, built.header.stops_at + 2, "records after the buckets");
+        assert_eq!(built.stops(), vec![a.unwrap(), b.unwrap()], "numbered in order of first use");
+        let number = |name: &str| built.lookup(&parse_text_name(name).unwrap()).unwrap().1.stop;
+        assert_eq!((number("a.example"), number("a2.example")), (1, 1));
+        assert_eq!((number("www.b.example"), number("b2.example")), (2, 2));
+        assert_eq!((number("global.example"), number("nx.example")), (0, 0));
+        assert_eq!(stop_of(&built, "x.a2.example"), Some(a));
+        assert_eq!(stop_of(&built, "b.example"), Some(b));
+        assert_eq!(stop_of(&built, "global.example"), Some(None), "the global stop page");
+        assert_eq!(stop_of(&built, "nx.example"), Some(None));
+        assert_eq!(stop_of(&built, "other.example"), None);
+        // The header read back from bucket 0 says the same.
+        assert_eq!(built.buckets[0].header(), built.header);
+        // No stops: nothing after the buckets.
+        let plain = build(&[redirect("a.example", None)], 5, 1, 10).unwrap();
+        assert_eq!((plain.header.stops, plain.buckets.len() as u64), (0, plain.header.stops_at));
+    }
+
+    #[test]
+    fn at_most_255_distinct_stops() {
+        let addr = |i: u32| stop(Some(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()), None);
+        let mut rules: Vec<Rule> = (0..255).map(|i| redirect(&format!("n{i}.example"), addr(i))).collect();
+        // Repeating an address set costs no record.
+        rules.push(redirect("again.example", addr(0)));
+        let built = build(&rules, 1, 1, 1000).unwrap();
+        assert_eq!(built.header.stops, 255);
+        assert_eq!(stop_of(&built, "n254.example"), Some(addr(254)));
+        assert_eq!(built.lookup(&parse_text_name("n254.example").unwrap()).unwrap().1.stop, 255);
+        rules.push(redirect("one-too-many.example", addr(255)));
+        let e = build(&rules, 1, 1, 1000).err().unwrap();
+        assert_eq!(e, BuildError::TooManyStops { name: "one-too-many.example".into(), max: 255 });
+        assert!(e.to_string().contains("more than 255 distinct stop-page addresses"), "{e}");
+    }
+
+    #[test]
+    fn a_name_keeps_its_first_stop_and_scopes_merge_only_with_equal_stops() {
+        let a = stop(Some("192.0.2.1"), None);
+        let b = stop(Some("192.0.2.2"), None);
+        // Listed twice (another order): the first listing wins, the second stop is not stored.
+        let built = build(&[redirect("x.example", a), redirect("x.example", b)], 1, 1, 10).unwrap();
+        assert_eq!((built.header.stops, stop_of(&built, "x.example")), (1, Some(a)));
+        // `name` and `*.name` share a slot: with the same stop they merge...
+        let below = |s| Rule { stop: s, ..rule("y.example", Scope::Below, Action::Redirect) };
+        let exact = |s| Rule { stop: s, ..rule("y.example", Scope::Exact, Action::Redirect) };
+        let built = build(&[exact(a), below(a)], 1, 1, 10).unwrap();
+        assert_eq!(stop_of(&built, "y.example"), Some(a));
+        assert_eq!(stop_of(&built, "w.y.example"), Some(a));
+        // ...with different ones they cannot, and the error says why.
+        let e = build(&[exact(a), below(b)], 1, 1, 10).err().unwrap();
+        assert_eq!(
+            e,
+            BuildError::Conflict {
+                name: "y.example".into(),
+                first: "redirect to 192.0.2.1".into(),
+                second: "redirect to 192.0.2.2".into()
+            }
+        );
+    }
+
+    #[test]
+    fn groups_beyond_the_map_are_refused() {
+        let ok = Rule { group: GROUPS_MAX - 1, ..rule("a.example", Scope::Subtree, Action::Drop) };
+        assert!(build(&[ok], 1, 1, 10).is_ok());
+        let over = Rule { group: GROUPS_MAX, ..rule("a.example", Scope::Subtree, Action::Drop) };
+        assert_eq!(
+            build(&[over], 1, 1, 10).err(),
+            Some(BuildError::Group { name: "a.example".into(), group: GROUPS_MAX, max: GROUPS_MAX })
         );
     }
 

@@ -41,11 +41,33 @@ pub struct Frame {
     pub payload: Vec<u8>,
     /// Octets of Ethernet padding after the IP packet.
     pub trailer: usize,
+    /// Destination address of an IPv4 frame ([`SERVER_V4`] unless changed).
+    pub server_v4: Ipv4Addr,
+    /// Destination address of an IPv6 frame ([`SERVER_V6`] unless changed).
+    pub server_v6: Ipv6Addr,
 }
 
 impl Frame {
     pub fn new(ip: Ip, payload: Vec<u8>) -> Frame {
-        Frame { vlans: vec![], ip, sport: 40000, dport: 53, payload, trailer: 0 }
+        Frame {
+            vlans: vec![],
+            ip,
+            sport: 40000,
+            dport: 53,
+            payload,
+            trailer: 0,
+            server_v4: SERVER_V4,
+            server_v6: SERVER_V6,
+        }
+    }
+
+    /// The same frame sent to another destination address (of the frame's family).
+    pub fn to(mut self, addr: std::net::IpAddr) -> Frame {
+        match addr {
+            std::net::IpAddr::V4(a) => self.server_v4 = a,
+            std::net::IpAddr::V6(a) => self.server_v6 = a,
+        }
+        self
     }
 
     pub fn build(&self) -> Vec<u8> {
@@ -73,13 +95,13 @@ impl Frame {
                 h.extend(frag.to_be_bytes());
                 h.extend([64, *proto, 0, 0]);
                 h.extend(CLIENT_V4.octets());
-                h.extend(SERVER_V4.octets());
+                h.extend(self.server_v4.octets());
                 h.extend(options);
                 let c = checksum(&h, 0);
                 h[10..12].copy_from_slice(&c.to_be_bytes());
                 let mut pseudo = Vec::new();
                 pseudo.extend(CLIENT_V4.octets());
-                pseudo.extend(SERVER_V4.octets());
+                pseudo.extend(self.server_v4.octets());
                 pseudo.extend([0, 17]);
                 pseudo.extend(udp_len.to_be_bytes());
                 let c = checksum(&[pseudo, udp.clone()].concat(), 0);
@@ -92,11 +114,11 @@ impl Frame {
                 f.extend(((ext.len() + udp.len()) as u16).to_be_bytes());
                 f.extend([*next, 64]);
                 f.extend(CLIENT_V6.octets());
-                f.extend(SERVER_V6.octets());
+                f.extend(self.server_v6.octets());
                 f.extend(ext);
                 let mut pseudo = Vec::new();
                 pseudo.extend(CLIENT_V6.octets());
-                pseudo.extend(SERVER_V6.octets());
+                pseudo.extend(self.server_v6.octets());
                 pseudo.extend((udp_len as u32).to_be_bytes());
                 pseudo.extend([0, 0, 0, 17]);
                 let c = checksum(&[pseudo, udp.clone()].concat(), 0);

@@ -14,8 +14,9 @@ use filter_tests::{
 };
 use filter_user::{
     config::Settings,
-    table::{Rule, Scope},
+    table::{Rule, Scope, Stop},
 };
+use std::net::IpAddr;
 
 const A: u16 = 1;
 const AAAA: u16 = 28;
@@ -415,4 +416,196 @@ fn no_table_passes() {
         config: Default::default(),
     };
     fx.run(&bytes).expect(XDP_PASS, Counter::PassNoTable);
+}
+
+fn redirect(name: &str, group: u32, v4: Option<&str>, v6: Option<&str>) -> Rule {
+    let stop = (v4.is_some() || v6.is_some())
+        .then(|| Stop { v4: v4.map(|a| a.parse().unwrap()), v6: v6.map(|a| a.parse().unwrap()) });
+    Rule { stop, ..rule(name, Scope::Subtree, Action::Redirect, Ede::Blocked, group) }
+}
+
+/// Asks `name` with `qtype` over IPv4 and IPv6; both must be answered by a redirect with the
+/// same records. Returns the answer records, or `None` for NODATA (no answer, the SOA).
+fn redirected(fx: &mut Fixture, name: &str, qtype: u16) -> Option<Vec<String>> {
+    let mut seen = vec![];
+    for ip in [Ip::v4(), Ip::v6()] {
+        let (run, said) = ask(fx, &Frame::new(ip, Query::new(name, qtype).build()));
+        run.expect(XDP_TX, Counter::AnswerRedirect);
+        let s = said.unwrap();
+        assert_eq!(s.rcode, Rcode::NOERROR, "{name}");
+        if s.answers.is_empty() {
+            assert_eq!(s.authority.len(), 1, "NODATA carries the SOA: {s:?}");
+        }
+        seen.push(s.answers);
+    }
+    assert_eq!(seen[0], seen[1], "{name}: same answer over IPv4 and IPv6");
+    let answers = seen.swap_remove(0);
+    (!answers.is_empty()).then_some(answers)
+}
+
+#[test]
+fn per_entry_stop_pages() {
+    if !privileged("per_entry_stop_pages") {
+        return;
+    }
+    let mut fx = Fixture::new(
+        &[
+            redirect("both.stop", 1, Some("203.0.113.1"), Some("2001:db8:1::1")),
+            redirect("v4only.stop", 2, Some("203.0.113.2"), None),
+            redirect("v6only.stop", 3, None, Some("2001:db8:3::3")),
+            redirect("global.stop", 4, None, None),
+            // The same addresses as both.stop: shares its record.
+            redirect("same.stop", 5, Some("203.0.113.1"), Some("2001:db8:1::1")),
+        ],
+        &settings(),
+    );
+    assert_eq!(fx.built.header.stops, 3, "one record per distinct address set");
+
+    let a = |v: &str| Some(vec![v.to_string()]);
+    assert_eq!(redirected(&mut fx, "both.stop", A), a("both.stop A 203.0.113.1"));
+    assert_eq!(redirected(&mut fx, "www.both.stop", AAAA), a("www.both.stop AAAA 2001:db8:1::1"));
+    assert_eq!(redirected(&mut fx, "both.stop", MX), None, "other types get NODATA");
+    assert_eq!(redirected(&mut fx, "v4only.stop", A), a("v4only.stop A 203.0.113.2"));
+    assert_eq!(redirected(&mut fx, "v4only.stop", AAAA), None, "a v4-only record: NODATA to AAAA");
+    assert_eq!(redirected(&mut fx, "v6only.stop", A), None, "a v6-only record: NODATA to A");
+    assert_eq!(redirected(&mut fx, "v6only.stop", AAAA), a("v6only.stop AAAA 2001:db8:3::3"));
+    assert_eq!(redirected(&mut fx, "global.stop", A), a("global.stop A 192.0.2.80"), "no stop: the global one");
+    assert_eq!(redirected(&mut fx, "global.stop", AAAA), a("global.stop AAAA 2001:db8::80"));
+    assert_eq!(redirected(&mut fx, "x.same.stop", A), a("x.same.stop A 203.0.113.1"));
+    // With EDNS the answer grows an OPT after the address record.
+    let (run, said) = ask(&mut fx, &v4(&Query::new("v6only.stop", AAAA).with_edns(Edns::default())));
+    run.expect(XDP_TX, Counter::AnswerRedirect);
+    let s = said.unwrap();
+    assert_eq!((s.answers, s.ede), (vec!["v6only.stop AAAA 2001:db8:3::3".to_string()], Some(15)));
+
+    // Without a global stop page, entries with their own still answer with it; the others NODATA.
+    let cfg = Settings::default().to_config().unwrap();
+    fx.filter.set_config(&cfg).unwrap();
+    assert_eq!(redirected(&mut fx, "both.stop", A), a("both.stop A 203.0.113.1"));
+    assert_eq!(redirected(&mut fx, "global.stop", A), None);
+    assert_eq!(redirected(&mut fx, "global.stop", AAAA), None);
+}
+
+#[test]
+fn stop_pages_swap_with_their_generation() {
+    if !privileged("stop_pages_swap_with_their_generation") {
+        return;
+    }
+    let mut fx = Fixture::new(
+        &[redirect("a.stop", 1, Some("203.0.113.1"), None), redirect("b.stop", 2, Some("203.0.113.2"), None)],
+        &settings(),
+    );
+    assert_eq!(redirected(&mut fx, "a.stop", A), Some(vec!["a.stop A 203.0.113.1".into()]));
+    // The next generation numbers its records differently: a.stop's record is now record 2.
+    let next = filter_user::table::build(
+        &[
+            redirect("c.stop", 3, Some("203.0.113.3"), None),
+            redirect("a.stop", 1, Some("203.0.113.11"), None),
+            redirect("b.stop", 2, None, None),
+        ],
+        filter_user::table::random_seed(),
+        2,
+        10,
+    )
+    .unwrap();
+    fx.filter.install(&next).unwrap();
+    assert_eq!(redirected(&mut fx, "a.stop", A), Some(vec!["a.stop A 203.0.113.11".into()]));
+    assert_eq!(redirected(&mut fx, "b.stop", A), Some(vec!["b.stop A 192.0.2.80".into()]));
+    assert_eq!(redirected(&mut fx, "c.stop", A), Some(vec!["c.stop A 203.0.113.3".into()]));
+}
+
+#[test]
+fn resolver_scope() {
+    if !privileged("resolver_scope") {
+        return;
+    }
+    let resolvers = |list: &[&str]| -> Settings {
+        Settings { resolvers: list.iter().map(|a| a.parse().unwrap()).collect(), ..settings() }
+    };
+    let mut fx =
+        Fixture::new(&[rule("blocked.example", Scope::Subtree, Action::Nxdomain, Ede::Censored, 1)], &resolvers(&[]));
+    let q = Query::new("blocked.example", A).build();
+    let ip = |a: &str| -> IpAddr { a.parse().unwrap() };
+    let v4_to = |a: &str| Frame::new(Ip::v4(), q.clone()).to(ip(a));
+    let v6_to = |a: &str| Frame::new(Ip::v6(), q.clone()).to(ip(a));
+    let answered = |fx: &mut Fixture, f: &Frame| {
+        let (run, said) = ask(fx, f);
+        run.expect(XDP_TX, Counter::AnswerNxdomain);
+        assert_eq!(said.unwrap().rcode, Rcode::NXDOMAIN);
+    };
+    let passed = |fx: &mut Fixture, f: &Frame, counter: Counter| {
+        let bytes = f.build();
+        let run = fx.run(&bytes);
+        run.expect(XDP_PASS, counter);
+        assert_eq!(run.out, bytes, "untouched");
+    };
+
+    // No list: every destination.
+    answered(&mut fx, &v4_to("198.51.100.53"));
+    answered(&mut fx, &v4_to("203.0.113.200"));
+    answered(&mut fx, &v6_to("2001:db8::53"));
+    answered(&mut fx, &v6_to("2001:db8:ffff::1"));
+
+    // IPv4 resolvers only: other IPv4 destinations pass, and so does every IPv6 query.
+    fx.filter.set_config(&resolvers(&["198.51.100.53", "198.51.100.54"]).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v4_to("198.51.100.53"));
+    answered(&mut fx, &v4_to("198.51.100.54"));
+    passed(&mut fx, &v4_to("198.51.100.55"), Counter::PassNotResolver);
+    passed(&mut fx, &v4_to("203.0.113.200"), Counter::PassNotResolver);
+    passed(&mut fx, &v6_to("2001:db8::53"), Counter::PassNotResolver);
+    // The port check comes first.
+    passed(&mut fx, &Frame { dport: 5353, ..v4_to("203.0.113.200") }, Counter::PassNotDnsPort);
+    // Behind VLAN tags and IPv4 options the destination is found all the same.
+    answered(&mut fx, &Frame { vlans: vec![(0x88a8, 100), (0x8100, 42)], ..v4_to("198.51.100.54") });
+    let opts = Frame::new(Ip::V4 { options: vec![1, 1, 1, 0], frag: 0, proto: 17 }, q.clone());
+    answered(&mut fx, &opts.clone().to(ip("198.51.100.53")));
+    passed(&mut fx, &opts.to(ip("198.51.100.99")), Counter::PassNotResolver);
+
+    // IPv6 resolvers only: the mirror image.
+    fx.filter.set_config(&resolvers(&["2001:db8::53"]).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v6_to("2001:db8::53"));
+    passed(&mut fx, &v6_to("2001:db8::54"), Counter::PassNotResolver);
+    passed(&mut fx, &v6_to("2001:db9::53"), Counter::PassNotResolver);
+    passed(&mut fx, &v4_to("198.51.100.53"), Counter::PassNotResolver);
+    answered(&mut fx, &Frame { vlans: vec![(0x8100, 7)], ..v6_to("2001:db8::53") });
+
+    // Full lists of both families: the last address of each is compared too.
+    let mut full: Vec<String> = (1..=16).map(|i| format!("198.51.100.{i}")).collect();
+    full.extend((1..=16).map(|i| format!("2001:db8::{i:x}")));
+    let full: Vec<&str> = full.iter().map(String::as_str).collect();
+    fx.filter.set_config(&resolvers(&full).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v4_to("198.51.100.1"));
+    answered(&mut fx, &v4_to("198.51.100.16"));
+    passed(&mut fx, &v4_to("198.51.100.17"), Counter::PassNotResolver);
+    answered(&mut fx, &v6_to("2001:db8::1"));
+    answered(&mut fx, &v6_to("2001:db8::10"));
+    passed(&mut fx, &v6_to("2001:db8::11"), Counter::PassNotResolver);
+
+    // An emptied list enforces on all destinations again.
+    fx.filter.set_config(&resolvers(&[]).to_config().unwrap()).unwrap();
+    answered(&mut fx, &v4_to("203.0.113.200"));
+    answered(&mut fx, &v6_to("2001:db8::54"));
+}
+
+#[test]
+fn a_stop_record_the_generation_lacks_passes() {
+    if !privileged("a_stop_record_the_generation_lacks_passes") {
+        return;
+    }
+    let mut fx = Fixture::new(&[redirect("a.stop", 1, Some("203.0.113.1"), None)], &settings());
+    // A corrupt generation: the entry names stop 1, the header says there are no records.
+    let mut bad = filter_user::table::build(
+        &[redirect("a.stop", 1, Some("203.0.113.1"), None)],
+        filter_user::table::random_seed(),
+        2,
+        10,
+    )
+    .unwrap();
+    bad.header.stops = 0;
+    bad.buckets[0] = filter_common::table::Bucket::from_header(&bad.header);
+    fx.filter.install(&bad).unwrap();
+    let bytes = v4(&Query::new("a.stop", A)).build();
+    let run = fx.run(&bytes);
+    run.expect(XDP_PASS, Counter::PassBadTable);
+    assert_eq!(run.out, bytes, "untouched");
 }

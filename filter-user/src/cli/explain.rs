@@ -102,6 +102,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         filter_common::table::Ede::Blocked => "EDE 15 Blocked",
         filter_common::table::Ede::None => "no EDE",
     };
+    let stop = match generation.as_ref().and_then(|g| g.stop(&entry)) {
+        Some(s) => Some((s, "its own")),
+        None => maps.config().ok().map(|c| (crate::table::Stop::from_record(&c.stop_record()), "the global")),
+    };
     if a.json {
         let orders: Vec<_> = behind
             .iter()
@@ -117,7 +121,12 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "schema": 1, "name": name, "generation": gen_no,
-                "match": {"entry": matched, "action": entry.action.name(), "ede": ede, "group": entry.group},
+                "match": {
+                    "entry": matched, "action": entry.action.name(), "ede": ede, "group": entry.group,
+                    "stop": (entry.action == Action::Redirect).then(|| stop.as_ref().map(|(s, whose)| serde_json::json!({
+                        "v4": s.v4, "v6": s.v6, "own": *whose == "its own",
+                    }))).flatten(),
+                },
                 "listed": orders,
             }))
             .unwrap_or_default()
@@ -127,6 +136,17 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     let what = match entry.action {
         Action::Allow => "allowed (an exception: resolved normally)".to_string(),
         Action::Monitor => "counted only (monitor order: resolved normally)".to_string(),
+        Action::Redirect => {
+            let addr = |s: &crate::table::Stop| {
+                let v4 = s.v4.map_or("NODATA".to_string(), |a| a.to_string());
+                let v6 = s.v6.map_or("NODATA".to_string(), |a| a.to_string());
+                format!("A {v4}, AAAA {v6}")
+            };
+            match &stop {
+                Some((s, whose)) => format!("redirect to {whose} stop page: {}; other types NODATA ({ede})", addr(s)),
+                None => format!("redirect ({ede})"),
+            }
+        }
         other => format!("{} ({ede})", other.name()),
     };
     println!("{name}: {what}");

@@ -16,7 +16,7 @@ use std::{
 };
 
 use compile::{Applied, Compiled, Groups, Source};
-use filter_common::GROUPS_DEFAULT as GROUPS_MAX;
+use filter_common::GROUPS_MAX;
 use state::{Audit, IfaceRecord, OrderRecord, SourceRecord, State};
 
 use crate::{
