@@ -61,20 +61,26 @@ pub fn render(h: &Health, pins: &Pins) -> Result<String, LoadError> {
     let _ = writeln!(o, "dnsfilter_reload_failures_total {}", h.reload_failures);
     head(&mut o, "dnsfilter_xdp_attached", "gauge", "1 per interface the filter is attached to.");
     for (iface, mode) in &h.interfaces {
-        let _ = writeln!(o, "dnsfilter_xdp_attached{{interface=\"{}\",mode=\"{}\"}} 1", esc(iface), mode.name());
+        let up = u8::from(attached(pins, iface));
+        let _ = writeln!(o, "dnsfilter_xdp_attached{{interface=\"{}\",mode=\"{}\"}} {up}", esc(iface), mode.name());
     }
     head(&mut o, "dnsfilter_build_info", "gauge", "Version of the running daemon.");
     let _ = writeln!(o, "dnsfilter_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     Ok(o)
 }
 
+/// Whether the link pinned for `iface` is attached, as the kernel says now.
+fn attached(pins: &Pins, iface: &str) -> bool {
+    pins.link_info(iface).is_ok_and(|i| i.ifindex != 0)
+}
+
 /// Binds `addr` and serves in a background thread. Binding errors are returned at once.
-pub fn serve(addr: SocketAddr, pins: Pins, health: Arc<Mutex<Health>>, interfaces: usize) -> std::io::Result<SocketAddr> {
+pub fn serve(addr: SocketAddr, pins: Pins, health: Arc<Mutex<Health>>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr)?;
     let local = listener.local_addr()?;
     std::thread::Builder::new().name("metrics".into()).spawn(move || {
         for stream in listener.incoming().flatten() {
-            if let Err(e) = handle(stream, &pins, &health, interfaces) {
+            if let Err(e) = handle(stream, &pins, &health) {
                 tracing::debug!(error = %e, "metrics request");
             }
         }
@@ -82,7 +88,7 @@ pub fn serve(addr: SocketAddr, pins: Pins, health: Arc<Mutex<Health>>, interface
     Ok(local)
 }
 
-fn handle(stream: TcpStream, pins: &Pins, health: &Mutex<Health>, interfaces: usize) -> std::io::Result<()> {
+fn handle(stream: TcpStream, pins: &Pins, health: &Mutex<Health>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
@@ -102,7 +108,8 @@ fn handle(stream: TcpStream, pins: &Pins, health: &Mutex<Health>, interfaces: us
         },
         ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".into()),
         ("GET", "/readyz") => {
-            if snapshot.generation > 0 && snapshot.interfaces.len() >= interfaces {
+            let all = snapshot.configured.iter().all(|i| attached(pins, i));
+            if snapshot.generation > 0 && !snapshot.configured.is_empty() && all {
                 ("200 OK", "text/plain", "ready\n".into())
             } else {
                 ("503 Service Unavailable", "text/plain", "not ready\n".into())

@@ -47,7 +47,8 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
             eprintln!("warning: {e}");
         }
     }
-    if pins.linked().is_empty() && pins.exists() {
+    let daemon = daemon_pid(&conf);
+    if pins.linked().is_empty() && pins.exists() && daemon.is_none() {
         match pins.remove_all() {
             Ok(()) => println!("no interface uses the filter any more; removed its pins under {}", pins.root.display()),
             Err(e) => {
@@ -56,9 +57,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
             }
         }
     }
-    if let Some(pid) = daemon_pid(&conf) {
+    if let Some(pid) = daemon {
         eprintln!(
-            "warning: the daemon (pid {pid}) is running; it re-attaches configured interfaces when it reloads or restarts"
+            "warning: the daemon (pid {pid}) is running: its pins stay, and it re-attaches the interfaces of its \
+             configuration at its next reload or restart; remove them from the config, or stop it first"
         );
     }
     status

@@ -97,10 +97,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     let mut behind = provenance(&conf, &suffix, entry.action);
     behind.sort_by_key(|e| Some(e.scope) != scope);
     let state = State::load(&conf.paths.state_dir).ok().flatten().unwrap_or_default();
-    let ede = match entry.ede() {
-        filter_common::table::Ede::Censored => "EDE 16 Censored",
-        filter_common::table::Ede::Blocked => "EDE 15 Blocked",
-        filter_common::table::Ede::None => "no EDE",
+    let (ede, ede_name, ede_code) = match entry.ede() {
+        filter_common::table::Ede::Censored => ("EDE 16 Censored", "censored", Some(16)),
+        filter_common::table::Ede::Blocked => ("EDE 15 Blocked", "blocked", Some(15)),
+        filter_common::table::Ede::None => ("no EDE", "none", None),
     };
     let stop = match generation.as_ref().and_then(|g| g.stop(&entry)) {
         Some(s) => Some((s, "its own")),
@@ -112,7 +112,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
             .map(|e| {
                 let mut v = entry_json(e);
                 if let Some(o) = state.orders.iter().find(|o| o.id == e.order) {
-                    v["order_info"] = serde_json::to_value(o).unwrap_or_default();
+                    let mut info = serde_json::to_value(o).unwrap_or_default();
+                    info["effective"] = o.effective.map(when).into();
+                    info["expires"] = o.expires.map(when).into();
+                    v["order_info"] = info;
                 }
                 v
             })
@@ -122,7 +125,8 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
             serde_json::to_string_pretty(&serde_json::json!({
                 "schema": 1, "name": name, "generation": gen_no,
                 "match": {
-                    "entry": matched, "action": entry.action.name(), "ede": ede, "group": entry.group,
+                    "entry": matched, "action": entry.action.name(), "ede": ede_name, "ede_code": ede_code,
+                    "group": entry.group,
                     "stop": (entry.action == Action::Redirect).then(|| stop.as_ref().map(|(s, whose)| serde_json::json!({
                         "v4": s.v4, "v6": s.v6, "own": *whose == "its own",
                     }))).flatten(),

@@ -71,9 +71,12 @@ pub struct Args {
     /// Protect this name too (`*.name` protects the subtree; repeatable) [config: protected].
     #[arg(long = "protect", value_name = "NAME")]
     protect: Vec<String>,
-    /// JSON-lines audit log ("" to disable) [config: audit_log].
-    #[arg(long)]
+    /// JSON-lines audit log [config: audit_log; default /var/log/dnsfilter/audit.jsonl].
+    #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+    /// Keep no audit log [config: audit_log = ""].
+    #[arg(long, conflicts_with = "audit_log")]
+    no_audit_log: bool,
     /// Serve Prometheus metrics on this address [config: metrics].
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -124,6 +127,9 @@ impl Args {
         c.guards.protected.extend(self.protect.iter().cloned());
         if let Some(p) = &self.audit_log {
             c.paths.audit_log = (!p.as_os_str().is_empty()).then(|| p.clone());
+        }
+        if self.no_audit_log {
+            c.paths.audit_log = None;
         }
         if self.metrics.is_some() {
             c.metrics = self.metrics;
@@ -317,7 +323,7 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     };
     let mut conf = conf;
     if let Some(addr) = conf.metrics {
-        match crate::metrics::serve(addr, conf.paths.pins.clone(), d.health.clone(), conf.interfaces.len()) {
+        match crate::metrics::serve(addr, conf.paths.pins.clone(), d.health.clone()) {
             Ok(local) => tracing::info!(%local, "serving metrics"),
             Err(e) => {
                 eprintln!("error: metrics on {addr}: {e}");
@@ -350,14 +356,20 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
                         tracing::warn!("paths and the metrics address change only on restart");
                     }
                     let c = Conf { paths: conf.paths.clone(), metrics: conf.metrics, ..c };
-                    if c.lists != conf.lists && c.watch {
-                        watcher = watch(&c, g.config.as_ref());
+                    if c.lists != conf.lists || c.watch != conf.watch {
+                        watcher = if c.watch { watch(&c, g.config.as_ref()) } else { None };
                     }
                     conf = c.clone();
                     let _ = d.reconfigure(c);
                     let _ = d.apply(reason, force, time::now());
                 }
-                Err(_) => tracing::error!("config refused on reload; the previous one stays in force"),
+                Err(_) => {
+                    let e = match g.conf() {
+                        Err(e) => e.to_string(),
+                        Ok(_) => "config refused".to_string(),
+                    };
+                    d.reject(reason, &e, time::now());
+                }
             }
             sd_notify("READY=1");
         }

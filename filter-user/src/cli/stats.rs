@@ -62,7 +62,7 @@ fn json(s: &Sample, rates: Option<(&Sample, f64)>) -> serde_json::Value {
         .orders
         .iter()
         .map(|((o, a), v)| match rates {
-            Some((p, dt)) => serde_json::json!({"order": o, "action": a, "per_second": rate(*v, p.orders.get(&(o.clone(), a.clone())).copied(), dt).unwrap_or(*v as f64 / dt)}),
+            Some((p, dt)) => serde_json::json!({"order": o, "action": a, "per_second": rate(*v, Some(p.orders.get(&(o.clone(), a.clone())).copied().unwrap_or(0)), dt).unwrap_or(0.0)}),
             None => serde_json::json!({"order": o, "action": a, "hits": v}),
         })
         .collect();
@@ -98,7 +98,7 @@ fn print_text(s: &Sample, rates: Option<(&Sample, f64)>) {
     }
     for ((o, a), v) in &s.orders {
         let shown = match rates {
-            Some((p, dt)) => v.saturating_sub(p.orders.get(&(o.clone(), a.clone())).copied().unwrap_or(*v)) as f64 / dt,
+            Some((p, dt)) => v.saturating_sub(p.orders.get(&(o.clone(), a.clone())).copied().unwrap_or(0)) as f64 / dt,
             None => *v as f64,
         };
         println!("  {o:<40} {a:<10} {shown:>14.0}{unit}");

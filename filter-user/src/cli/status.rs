@@ -21,6 +21,13 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     let pins = &conf.paths.pins;
     let state = State::load(&conf.paths.state_dir).ok().flatten().unwrap_or_default();
     let header = pins.open().ok().and_then(|m| m.generation().ok().flatten()).and_then(|g| g.header());
+    let matches = header.map(|h| h.generation == state.generation && h.seed == state.seed);
+    // Listed entries (a name and its `*.name` count twice) when the state describes the
+    // generation in force, else the table's own count.
+    let entries = match matches {
+        Some(true) => Some(state.entries),
+        _ => header.map(|h| h.entries),
+    };
     let ifaces: Vec<serde_json::Value> = pins
         .linked()
         .iter()
@@ -44,9 +51,9 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         "daemon_pid": pid,
         "interfaces": ifaces,
         "generation": header.map(|h| h.generation),
-        "entries": header.map(|h| h.entries),
+        "entries": entries,
         "applied_at": (state.applied_at > 0).then(|| when(state.applied_at)),
-        "state_matches_kernel": header.map(|h| h.generation == state.generation && h.seed == state.seed),
+        "state_matches_kernel": matches,
         "sources": state.sources,
         "orders": state.orders,
     });
@@ -64,7 +71,7 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         Some(h) => println!(
             "generation:  {} with {} entries, applied {}",
             h.generation,
-            h.entries,
+            entries.unwrap_or(h.entries),
             if state.applied_at > 0 { when(state.applied_at) } else { "(unknown)".into() }
         ),
         None => println!("generation:  none (everything passes)"),

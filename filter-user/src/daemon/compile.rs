@@ -142,7 +142,11 @@ pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: 
             out.settings.push((src.path.clone(), s));
         }
         let base = out.orders.len();
-        for o in parsed.orders {
+        for mut o in parsed.orders {
+            if src.format != Format::Orders && order_ids.contains_key(&o.id) {
+                // Two plain/hosts/RPZ files of the same name in different folders.
+                o.id = format!("{}:{}", src.format.name(), src.path.display());
+            }
             if let Some(prev) = order_ids.get(&o.id) {
                 errors.push(Diagnostic::new(
                     &o.loc.file,
@@ -493,6 +497,13 @@ mod tests {
         );
     }
 
+    impl Source {
+        fn with_path(mut self, p: &str) -> Source {
+            self.path = PathBuf::from(p);
+            self
+        }
+    }
+
     fn order_src(text: &str) -> Source {
         Source::new(PathBuf::from("/o/orders.toml"), Format::Orders, text.to_string())
     }
@@ -539,9 +550,14 @@ mod tests {
 
     #[test]
     fn duplicate_order_ids_across_files() {
-        let e = compile(&[plain("/l/a.txt", "x.example\n"), plain("/m/a.txt", "y.example\n")], Defaults::default(), &guards(), 0)
-            .unwrap_err();
-        assert!(e[0].to_string().contains("order id \"plain:a.txt\" is already used at /l/a.txt"), "{}", e[0]);
+        // Same file name in two folders: the second is named by its path.
+        let c = compile(&[plain("/l/a.txt", "x.example\n"), plain("/m/a.txt", "y.example\n")], Defaults::default(), &guards(), 0)
+            .unwrap();
+        let ids: Vec<_> = c.orders.iter().map(|o| o.order.id.as_str()).collect();
+        assert_eq!(ids, ["plain:a.txt", "plain:/m/a.txt"]);
+        let o = |f: &str| order_src(&format!("{ORDER}action = \"drop\"\nnames = [\"x{}.example\"]\n", f.len())).with_path(f);
+        let e = compile(&[o("/o/a.toml"), o("/o/bb.toml")], Defaults::default(), &guards(), 0).unwrap_err();
+        assert!(e[0].to_string().contains("order id \"o1\" is already used at /o/a.toml:1"), "{}", e[0]);
     }
 
     #[test]

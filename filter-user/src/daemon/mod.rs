@@ -90,7 +90,10 @@ pub struct Health {
     pub last_reload_time: i64,
     pub last_success_time: i64,
     pub last_error: Option<String>,
+    /// Interfaces attached, with their mode.
     pub interfaces: Vec<(String, Mode)>,
+    /// Interfaces the configuration names.
+    pub configured: Vec<String>,
     pub groups: Groups,
     /// Orders with their in-force flag.
     pub orders: Vec<(String, bool)>,
@@ -135,6 +138,7 @@ impl Daemon {
                 None
             }
         };
+        let fresh = !conf.paths.pins.exists();
         let mut filter = Filter::load_pinned(&conf.paths.pins)?;
         for a in filter.adopt_links()? {
             match a {
@@ -173,14 +177,27 @@ impl Daemon {
             audit,
             health: Arc::new(Mutex::new(Health::default())),
         };
-        if let Err(e) = d.apply(Reason::Start, force, now) {
-            if header.is_none() || !e.is_data() {
-                return Err(e);
+        let started = match d.apply(Reason::Start, force, now) {
+            Err(e) if header.is_none() || !e.is_data() => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "the lists are refused; the pinned generation stays in force");
+                Ok(())
             }
-            tracing::error!(error = %e, "the lists are refused; the pinned generation stays in force");
+            Ok(_) => Ok(()),
+        };
+        let started = started.and_then(|()| d.reconcile_interfaces()).and_then(|()| d.save());
+        if let Err(e) = started {
+            // A first start that fails leaves nothing behind; a restart keeps what is pinned.
+            if fresh {
+                let pins = conf_pins(&d);
+                drop(d);
+                for iface in pins.linked() {
+                    let _ = pins.detach(&iface);
+                }
+                let _ = pins.remove_all();
+            }
+            return Err(e);
         }
-        d.reconcile_interfaces()?;
-        d.save()?;
         Ok(d)
     }
 
@@ -213,7 +230,10 @@ impl Daemon {
             self.state.interfaces.push(IfaceRecord { name: iface, mode });
         }
         self.state.interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-        self.health_mut().interfaces = self.state.interfaces.iter().map(|r| (r.name.clone(), r.mode)).collect();
+        let mut h = self.health_mut();
+        h.interfaces = self.state.interfaces.iter().map(|r| (r.name.clone(), r.mode)).collect();
+        h.configured = self.conf.interfaces.clone();
+        drop(h);
         Ok(())
     }
 
@@ -250,15 +270,35 @@ impl Daemon {
         drop(h);
         if let Err(e) = &r {
             tracing::error!(reason = reason.name(), error = %e, "lists refused; the list in force is unchanged");
-            self.audit.record(&serde_json::json!({
-                "time": time::rfc3339(now), "event": "rejected", "reason": reason.name(),
-                "errors": e.to_string().lines().collect::<Vec<_>>(),
-            }));
+            self.audit_rejected(reason, &e.to_string(), now);
         }
         r
     }
 
-    fn try_apply(&mut self, reason: Reason, force: bool, now: i64) -> Result<ApplyReport, DaemonError> {
+    fn audit_rejected(&self, reason: Reason, error: &str, now: i64) {
+        self.audit.record(&serde_json::json!({
+            "time": time::rfc3339(now), "event": "rejected", "reason": reason.name(),
+            "errors": error.lines().collect::<Vec<_>>(),
+        }));
+    }
+
+    /// Records a reload refused before the lists were read (a bad config file): logged,
+    /// counted and audited like a refused list; nothing changes.
+    pub fn reject(&self, reason: Reason, error: &str, now: i64) {
+        {
+            let mut h = self.health_mut();
+            h.reloads += 1;
+            h.reload_failures += 1;
+            h.last_reload_ok = false;
+            h.last_reload_time = now;
+            h.last_error = Some(error.to_string());
+        }
+        tracing::error!(reason = reason.name(), error, "config refused; the configuration in force is unchanged");
+        self.audit_rejected(reason, error, now);
+    }
+
+    /// The list files as they are now.
+    fn read_sources(&self) -> Result<Vec<Source>, DaemonError> {
         let mut sources = Vec::new();
         let mut errors = Vec::new();
         for (path, format) in self.conf.list_files() {
@@ -267,9 +307,21 @@ impl Daemon {
                 Err(d) => errors.push(d),
             }
         }
-        if !errors.is_empty() {
-            return Err(DaemonError::Lists(errors));
-        }
+        if errors.is_empty() { Ok(sources) } else { Err(DaemonError::Lists(errors)) }
+    }
+
+    fn try_apply(&mut self, reason: Reason, force: bool, now: i64) -> Result<ApplyReport, DaemonError> {
+        // A date coming due changes what is in force, not what was approved: it is applied
+        // from the saved copies of the sources in force, so an unrelated edit in progress (or
+        // a broken file) never holds back an order's expiry.
+        let saved = match reason {
+            Reason::Schedule if self.current.is_some() => self.state.sources(&self.conf.paths.state_dir).ok(),
+            _ => None,
+        };
+        let sources = match saved {
+            Some(s) => s,
+            None => self.read_sources()?,
+        };
         let compiled = compile::compile(&sources, self.conf.defaults, &self.conf.guards, now)
             .map_err(DaemonError::Lists)?;
         for d in &compiled.refused {
@@ -290,6 +342,7 @@ impl Daemon {
         let config_changed = self.filter.config().map(|c| c != config).unwrap_or(true);
         let unchanged =
             self.current.is_some() && diff.added.is_empty() && diff.removed.is_empty() && self.filter.header().is_some();
+        let sources_changed = !same_sources;
         let (added, removed) = (diff.added.len(), diff.removed.len());
         let audit_diff = serde_json::json!({
             "added": diff.added.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
@@ -310,7 +363,7 @@ impl Daemon {
             self.state.groups = groups;
             self.state.seed = built.header.seed;
             self.state.generation = generation;
-            self.state.entries = built.header.entries;
+            self.state.entries = compiled.entries.len() as u64;
             tracing::info!(
                 reason = reason.name(),
                 generation,
@@ -329,7 +382,7 @@ impl Daemon {
             sources.iter().map(|s| SourceRecord { path: s.path.clone(), format: s.format, sha256: s.sha256.clone() }).collect();
         self.state.orders = compiled.orders.iter().map(order_record).collect();
         self.state.save(&self.conf.paths.state_dir, &sources)?;
-        if !unchanged || config_changed {
+        if !unchanged || config_changed || sources_changed {
             let mut rec = serde_json::json!({
                 "time": time::rfc3339(now),
                 "event": "applied",
@@ -409,6 +462,10 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+fn conf_pins(d: &Daemon) -> crate::loader::Pins {
+    d.conf.paths.pins.clone()
 }
 
 /// The entries of a saved generation, recompiled from the saved copies of its sources.

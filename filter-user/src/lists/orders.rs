@@ -73,8 +73,8 @@
 //! | `{ name = "x.com", scope = "exact" }` | exact | `x.com` only |
 //! | `{ name = "x.com", scope = "below" }` | below | as `"*.x.com"` |
 //!
-//! A table entry may carry `override`: the reason why blocking a protected name (a public
-//! suffix, a major service) is intended. Without it, such names are refused when lists are
+//! A table entry may carry `override`: the reason why blocking a protected name (a major
+//! service on the protected list) is intended. Nothing lets a public suffix through. Without it, such names are refused when lists are
 //! loaded. The reason cannot be empty.
 //!
 //! # What is refused
