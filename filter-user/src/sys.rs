@@ -120,7 +120,11 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), String> {
         if r != 0 {
             return Err(format!("{BPFFS} is not a bpf filesystem and mounting one failed: {}", io::Error::last_os_error()));
         }
-        tracing::info!("mounted the bpf filesystem on {BPFFS}");
+        tracing::warn!(
+            "mounted a bpf filesystem on {BPFFS}: it was not mounted in this mount namespace. If this \
+             process runs in a private one (`ip netns exec` makes one), the pins vanish when it exits and \
+             the filter with them; run it with `nsenter --net=/run/netns/NAME` instead"
+        );
         return Ok(());
     }
     Err(format!("{} is not on a bpf filesystem (mount one with: mount -t bpf bpf DIR)", dir.display()))
