@@ -85,11 +85,11 @@ impl MsgBuf {
     pub fn word_at(&self, off: usize) -> u64 {
         let off = off & MSG_MASK;
         let idx = off >> 3;
-        let shift = (off & 7) * 8;
+        let shift = (off & 7) << 3;
         let lo = self.aligned_word(idx);
         let hi = self.aligned_word(idx.wrapping_add(1));
         // Two shifts so that shift == 0 gives 0 rather than an overflowing shift by 64.
-        (lo >> shift) | ((hi << 1) << (63 - shift))
+        (lo >> shift) | ((hi << 1) << 63usize.wrapping_sub(shift))
     }
 
     /// Writes one octet at `off` (masked).
@@ -215,7 +215,7 @@ pub fn hash_label(msg: &MsgBuf, start: usize, len: usize, seed: u64) -> u64 {
     let mut h = hash::label_init(seed, len);
     let mut i = 0usize;
     while i < hash::LABEL_WORDS {
-        let taken = i * hash::WORD;
+        let taken = i.wrapping_mul(hash::WORD);
         if taken >= len {
             break;
         }

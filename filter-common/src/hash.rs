@@ -38,9 +38,12 @@ pub const fn fmix(mut x: u64) -> u64 {
 /// Folds ASCII `A`..=`Z` to lower case in all eight octets of `w` at once.
 #[inline(always)]
 pub const fn lower_word(w: u64) -> u64 {
+    // Added to each octet's low 7 bits, these set its high bit when it is >= 'A' (> 'Z').
+    const GE_A: u64 = 0x80 - b'A' as u64;
+    const GT_Z: u64 = 0x80 - b'Z' as u64 - 1;
     let low7 = w & !HIGHS;
-    let ge_a = low7.wrapping_add(ONES.wrapping_mul(0x80 - b'A' as u64));
-    let gt_z = low7.wrapping_add(ONES.wrapping_mul(0x80 - b'Z' as u64 - 1));
+    let ge_a = low7.wrapping_add(ONES.wrapping_mul(GE_A));
+    let gt_z = low7.wrapping_add(ONES.wrapping_mul(GT_Z));
     let upper = ge_a & !gt_z & !w & HIGHS;
     w | (upper >> 2)
 }
@@ -48,7 +51,7 @@ pub const fn lower_word(w: u64) -> u64 {
 /// Mask that keeps the first `rem` octets (little-endian) of a word; all of them when `rem >= 8`.
 #[inline(always)]
 pub const fn tail_mask(rem: usize) -> u64 {
-    if rem >= WORD { u64::MAX } else { (1u64 << ((rem & 7) * 8)).wrapping_sub(1) }
+    if rem >= WORD { u64::MAX } else { (1u64 << ((rem & 7) << 3)).wrapping_sub(1) }
 }
 
 /// Starts the hash of a label of `len` octets.

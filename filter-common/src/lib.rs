@@ -6,6 +6,9 @@
 #![no_std]
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![deny(clippy::arithmetic_side_effects)]
+// Tests may panic: that is how they fail.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(test, allow(clippy::arithmetic_side_effects))]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;

@@ -401,6 +401,10 @@ impl Entry {
     }
 }
 
+#[cfg(feature = "user")]
+// SAFETY: Bucket is repr(C), Copy, made of u64s with no padding.
+unsafe impl aya::Pod for Bucket {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,7 +503,3 @@ mod tests {
         assert_eq!(probe_bucket(&b, 99), Probe::Next);
     }
 }
-
-#[cfg(feature = "user")]
-// SAFETY: Bucket is repr(C), Copy, made of u64s with no padding.
-unsafe impl aya::Pod for Bucket {}

@@ -50,10 +50,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/dnsfilter/dnsfilter.toml";
 #[serde(untagged)]
 pub enum ListSpec {
     Path(PathBuf),
-    Full {
-        path: PathBuf,
-        format: Option<Format>,
-    },
+    Full { path: PathBuf, format: Option<Format> },
 }
 
 impl ListSpec {
@@ -407,7 +404,6 @@ fn resolve_settings(f: &SettingsFile) -> Settings {
             negative_ttl: negative_ttl.unwrap_or(ds.negative_ttl),
         },
         resolvers: f.resolvers.clone().unwrap_or_default(),
-        ..d
     }
 }
 
@@ -463,16 +459,23 @@ stop_v4 = "192.0.2.1"
 
         let e = ConfigFile::parse(Path::new("c.toml"), "mode = \"skb\"\n\nbogus = 1\n").unwrap_err();
         assert!(e.to_string().starts_with("c.toml:3: unknown field `bogus`"), "{e}");
-        let e = Conf::from_file(ConfigFile::parse(Path::new("c.toml"), "action = \"block\"").unwrap(), Path::new("c.toml"))
-            .unwrap_err();
+        let e =
+            Conf::from_file(ConfigFile::parse(Path::new("c.toml"), "action = \"block\"").unwrap(), Path::new("c.toml"))
+                .unwrap_err();
         assert!(e.to_string().contains("unknown action \"block\""), "{e}");
     }
 
     #[test]
     fn settings_layering() {
         let base = SettingsFile { answer_ttl: Some(60), ..Default::default() };
-        let a = (PathBuf::from("a.toml"), SettingsFile { stop_v4: Some("192.0.2.1".parse().unwrap()), ..Default::default() });
-        let b = (PathBuf::from("b.toml"), SettingsFile { stop_v4: Some("192.0.2.2".parse().unwrap()), ..Default::default() });
+        let a = (
+            PathBuf::from("a.toml"),
+            SettingsFile { stop_v4: Some("192.0.2.1".parse().unwrap()), ..Default::default() },
+        );
+        let b = (
+            PathBuf::from("b.toml"),
+            SettingsFile { stop_v4: Some("192.0.2.2".parse().unwrap()), ..Default::default() },
+        );
         let s = merge_settings(&base, std::slice::from_ref(&a), &SettingsFile::default()).unwrap();
         assert_eq!(s.answer_ttl, 60);
         assert_eq!(s.stop_v4, Some("192.0.2.1".parse().unwrap()));
@@ -490,8 +493,11 @@ stop_v4 = "192.0.2.1"
         }
         let mut c = Conf::from_file(ConfigFile::default(), Path::new("x")).unwrap();
         c.lists = vec![ListSpec::Path(d.path().to_path_buf())];
-        let got: Vec<_> =
-            c.list_files().into_iter().map(|(p, f)| (p.file_name().unwrap().to_string_lossy().into_owned(), f)).collect();
+        let got: Vec<_> = c
+            .list_files()
+            .into_iter()
+            .map(|(p, f)| (p.file_name().unwrap().to_string_lossy().into_owned(), f))
+            .collect();
         assert_eq!(
             got,
             [("a.rpz".into(), Format::Rpz), ("b.toml".into(), Format::Orders), ("e.hosts".into(), Format::Hosts)]

@@ -6,10 +6,10 @@ pub mod conf;
 pub mod config;
 pub mod daemon;
 pub mod lists;
-pub mod names;
-pub mod sys;
 pub mod loader;
 pub mod metrics;
+pub mod names;
+pub mod sys;
 pub mod table;
 pub mod time;
 

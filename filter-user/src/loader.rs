@@ -218,7 +218,8 @@ impl PinnedMaps {
 
     pub fn config(&self) -> Result<Config, LoadError> {
         let name = maps::CONFIG;
-        let a: Array<&MapData, Config> = Array::try_from(&self.config).map_err(|source| LoadError::Map { name, source })?;
+        let a: Array<&MapData, Config> =
+            Array::try_from(&self.config).map_err(|source| LoadError::Map { name, source })?;
         a.get(&0, 0).map_err(|source| LoadError::Map { name, source })
     }
 }
@@ -354,8 +355,9 @@ impl Filter {
     fn load_with(pins: Option<&Pins>) -> Result<Filter, LoadError> {
         raise_memlock();
         let mut loader = EbpfLoader::new();
-        let paths: Vec<(&str, PathBuf)> =
-            pins.map(|p| PINNED_MAPS.iter().map(|(name, file)| (*name, p.map_path(file))).collect()).unwrap_or_default();
+        let paths: Vec<(&str, PathBuf)> = pins
+            .map(|p| PINNED_MAPS.iter().map(|(name, file)| (*name, p.map_path(file))).collect())
+            .unwrap_or_default();
         for (name, path) in &paths {
             loader.map_pin_path(name, path.as_path());
         }
@@ -493,8 +495,13 @@ impl Filter {
             source: aya::maps::MapError::SyscallError(aya::sys::SyscallError { call: "nr_cpus", io_error: e }),
         })?;
         for g in groups {
-            let zeros = aya::maps::PerCpuValues::try_from(vec![0u64; ncpus])
-                .map_err(|e| LoadError::Map { name, source: aya::maps::MapError::SyscallError(aya::sys::SyscallError { call: "per-cpu values", io_error: e }) })?;
+            let zeros = aya::maps::PerCpuValues::try_from(vec![0u64; ncpus]).map_err(|e| LoadError::Map {
+                name,
+                source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                    call: "per-cpu values",
+                    io_error: e,
+                }),
+            })?;
             a.set(*g, zeros, 0).map_err(|source| LoadError::Map { name, source })?;
         }
         Ok(())
@@ -599,7 +606,7 @@ fn create_generation(buckets: &[Bucket]) -> Result<MapData, LoadError> {
     }
     // SAFETY: the syscall returned a new file descriptor that we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let bytes = n * size_of::<Bucket>();
+    let bytes = size_of_val(buckets);
     // SAFETY: mapping the whole array of an mmapable map, shared and writable.
     let p = unsafe {
         libc::mmap(std::ptr::null_mut(), bytes, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)

@@ -38,7 +38,8 @@ pub fn render(h: &Health, pins: &Pins) -> Result<String, LoadError> {
     for (g, slot) in h.groups.slots.iter().enumerate() {
         if let Some((order, action)) = slot {
             let v = hits.get(g).copied().unwrap_or(0);
-            let _ = writeln!(o, "dnsfilter_order_hits_total{{order=\"{}\",action=\"{}\"}} {v}", esc(order), esc(action));
+            let _ =
+                writeln!(o, "dnsfilter_order_hits_total{{order=\"{}\",action=\"{}\"}} {v}", esc(order), esc(action));
         }
     }
     head(&mut o, "dnsfilter_order_in_force", "gauge", "1 if the order is in force now, 0 if scheduled or lifted.");
@@ -119,7 +120,11 @@ fn handle(stream: TcpStream, pins: &Pins, health: &Mutex<Health>) -> std::io::Re
         _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
     };
     let mut s = stream;
-    write!(s, "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())?;
+    write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
     s.flush()
 }
 

@@ -42,7 +42,9 @@ pub fn canonical_pattern(text: &str) -> Result<(Vec<Vec<u8>>, bool), String> {
     let text = text.trim();
     match text.strip_prefix("*.") {
         Some(rest) => canonical(rest).map(|l| (l, true)),
-        None if text.contains('*') => Err(format!("{text:?}: a wildcard is only allowed as the whole first label (*.name)")),
+        None if text.contains('*') => {
+            Err(format!("{text:?}: a wildcard is only allowed as the whole first label (*.name)"))
+        }
         None => canonical(text).map(|l| (l, false)),
     }
 }

@@ -118,7 +118,10 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), String> {
         // SAFETY: mount(2) with valid NUL-terminated strings.
         let r = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
         if r != 0 {
-            return Err(format!("{BPFFS} is not a bpf filesystem and mounting one failed: {}", io::Error::last_os_error()));
+            return Err(format!(
+                "{BPFFS} is not a bpf filesystem and mounting one failed: {}",
+                io::Error::last_os_error()
+            ));
         }
         tracing::warn!(
             "mounted a bpf filesystem on {BPFFS}: it was not mounted in this mount namespace. If this \

@@ -64,9 +64,7 @@ impl Fixture {
         let mut out = vec![0u8; frame.len() + 1024];
         let (verdict, size) = {
             let prog = self.filter.program().expect("program");
-            let mut opts = TestRunOptions::default();
-            opts.data_in = Some(frame);
-            opts.data_out = Some(&mut out);
+            let opts = TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
             let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
             (r.return_value, r.data_size_out as usize)
         };

@@ -261,6 +261,9 @@ fn edns_and_extended_errors() {
     assert!(!said.unwrap().opt);
 }
 
+/// A change made to a query's DNS message.
+type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+
 #[test]
 fn headers_that_are_not_standard_queries_pass() {
     if !privileged("headers_that_are_not_standard_queries_pass") {
@@ -268,7 +271,7 @@ fn headers_that_are_not_standard_queries_pass() {
     }
     let mut fx = fixture();
     let base = Query::new("allostreaming.com", A).build();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, Counter)> = vec![
+    let cases: Vec<(&str, Mutation, Counter)> = vec![
         ("response", Box::new(|m| m[2] |= 0x80), Counter::PassNotQuery),
         ("opcode notify", Box::new(|m| m[2] |= 4 << 3), Counter::PassNotQuery),
         ("qdcount 0", Box::new(|m| m[5] = 0), Counter::PassQdcount),

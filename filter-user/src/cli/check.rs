@@ -44,7 +44,8 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         eprintln!("error: no list to check (give files, or lists in the config)");
         return ExitCode::from(EXIT_FAILURE);
     }
-    let defaults = Defaults { action: a.action.unwrap_or(conf.defaults.action), ede: a.ede.unwrap_or(conf.defaults.ede) };
+    let defaults =
+        Defaults { action: a.action.unwrap_or(conf.defaults.action), ede: a.ede.unwrap_or(conf.defaults.ede) };
     let mut sources = Vec::new();
     let mut errors = Vec::new();
     for (f, fmt) in &files {

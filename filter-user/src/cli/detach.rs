@@ -28,7 +28,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     let mut status = ExitCode::SUCCESS;
     for iface in &targets {
         if !linked.contains(iface) {
-            eprintln!("error: interface {iface}: not attached by dnsfilter (no pin at {})", pins.link_path(iface).display());
+            eprintln!(
+                "error: interface {iface}: not attached by dnsfilter (no pin at {})",
+                pins.link_path(iface).display()
+            );
             status = ExitCode::from(EXIT_FAILURE);
             continue;
         }

@@ -87,7 +87,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         if a.json {
             println!("{}", serde_json::json!({"schema": 1, "name": name, "generation": gen_no, "match": null}));
         } else {
-            println!("{name}: no entry applies; it is resolved normally (generation {})", gen_no.map_or("none".into(), |g| g.to_string()));
+            println!(
+                "{name}: no entry applies; it is resolved normally (generation {})",
+                gen_no.map_or("none".into(), |g| g.to_string())
+            );
         }
         return ExitCode::SUCCESS;
     };
@@ -180,7 +183,9 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         match &e.how {
             How::Named => println!("  how:     named in the decision"),
             How::Mirror { approved_by, approved, reference } => {
-                println!("  how:     mirror added after the decision, approved by {approved_by} on {approved} ({reference})")
+                println!(
+                    "  how:     mirror added after the decision, approved by {approved_by} on {approved} ({reference})"
+                )
             }
             How::Exception => println!("  how:     allow exception of the order"),
             How::Listed => println!("  how:     listed"),

@@ -43,7 +43,7 @@ pub struct Cli {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
-    Run(run::Args),
+    Run(Box<run::Args>),
     Check(check::Args),
     Status(status::Args),
     Stats(stats::Args),

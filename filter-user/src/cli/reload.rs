@@ -28,6 +28,9 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         eprintln!("error: signalling pid {pid}: {}", std::io::Error::last_os_error());
         return ExitCode::from(EXIT_FAILURE);
     }
-    println!("reload{} requested from pid {pid}; see its log, `dnsfilter status` or the audit log", if a.force { " (forced)" } else { "" });
+    println!(
+        "reload{} requested from pid {pid}; see its log, `dnsfilter status` or the audit log",
+        if a.force { " (forced)" } else { "" }
+    );
     ExitCode::SUCCESS
 }

@@ -243,8 +243,15 @@ fn watch(conf: &Conf, config: Option<&PathBuf>) -> Option<Watch> {
     let (tx, rx) = mpsc::channel();
     // Only changes to the lists (files, or anything in a list folder) and the config count:
     // the audit log or the state may live in the same folder.
-    let files: Vec<PathBuf> = conf.lists.iter().filter(|s| !s.path().is_dir()).map(|s| s.path().to_path_buf()).chain(config.cloned()).collect();
-    let folders: Vec<PathBuf> = conf.lists.iter().filter(|s| s.path().is_dir()).map(|s| s.path().to_path_buf()).collect();
+    let files: Vec<PathBuf> = conf
+        .lists
+        .iter()
+        .filter(|s| !s.path().is_dir())
+        .map(|s| s.path().to_path_buf())
+        .chain(config.cloned())
+        .collect();
+    let folders: Vec<PathBuf> =
+        conf.lists.iter().filter(|s| s.path().is_dir()).map(|s| s.path().to_path_buf()).collect();
     let relevant = move |p: &std::path::Path| {
         let abs = |x: &std::path::Path| std::path::absolute(x).unwrap_or_else(|_| x.to_path_buf());
         let p = abs(p);
@@ -282,7 +289,7 @@ fn watch(conf: &Conf, config: Option<&PathBuf>) -> Option<Watch> {
     Some(Watch { _watcher: w, rx })
 }
 
-pub fn run(g: &Global, a: Args) -> ExitCode {
+pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
     let resolve = |g: &Global| -> Result<Conf, ExitCode> {
         let mut c = g.conf_or_exit()?;
         a.apply(&mut c);

@@ -51,7 +51,9 @@ fn json(s: &Sample, rates: Option<(&Sample, f64)>) -> serde_json::Value {
         .map(|(n, v)| {
             let val = match rates {
                 Some((p, dt)) => {
-                    serde_json::json!(rate(*v, p.outcomes.iter().find(|(pn, _)| pn == n).map(|x| x.1), dt).unwrap_or(0.0))
+                    serde_json::json!(
+                        rate(*v, p.outcomes.iter().find(|(pn, _)| pn == n).map(|x| x.1), dt).unwrap_or(0.0)
+                    )
                 }
                 None => serde_json::json!(v),
             };
@@ -81,7 +83,9 @@ fn print_text(s: &Sample, rates: Option<(&Sample, f64)>) {
     let mut any = false;
     for (n, v) in &s.outcomes {
         let shown = match rates {
-            Some((p, dt)) => p.outcomes.iter().find(|(pn, _)| pn == n).map(|x| v.saturating_sub(x.1) as f64 / dt).unwrap_or(0.0),
+            Some((p, dt)) => {
+                p.outcomes.iter().find(|(pn, _)| pn == n).map(|x| v.saturating_sub(x.1) as f64 / dt).unwrap_or(0.0)
+            }
             None => *v as f64,
         };
         if shown > 0.0 {

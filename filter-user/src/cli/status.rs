@@ -66,7 +66,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
         return ExitCode::from(EXIT_FAILURE);
     }
     println!("pins:        {}", pins.dir().display());
-    println!("daemon:      {}", pid.map_or("not running (the filter keeps working)".to_string(), |p| format!("running, pid {p}")));
+    println!(
+        "daemon:      {}",
+        pid.map_or("not running (the filter keeps working)".to_string(), |p| format!("running, pid {p}"))
+    );
     match header {
         Some(h) => println!(
             "generation:  {} with {} entries, applied {}",

@@ -11,8 +11,8 @@ use filter_common::table::{Action, Ede};
 use sha2::Digest as _;
 
 use crate::{
-    config::SettingsFile,
     conf::GuardConf,
+    config::SettingsFile,
     lists::{self, Defaults, Diagnostic, Format, How, Loc, Order},
     names,
     table::{Rule, Scope, Stop},
@@ -38,7 +38,8 @@ impl Source {
     pub fn read(path: &Path, format: Format) -> Result<Source, Diagnostic> {
         let bytes = std::fs::read(path).map_err(|e| Diagnostic::new(path, 0, format!("cannot read: {e}")))?;
         let text = String::from_utf8(bytes).map_err(|e| {
-            let line = e.as_bytes().get(..e.utf8_error().valid_up_to()).map(|b| b.iter().filter(|c| **c == b'\n').count() + 1);
+            let line =
+                e.as_bytes().get(..e.utf8_error().valid_up_to()).map(|b| b.iter().filter(|c| **c == b'\n').count() + 1);
             Diagnostic::new(path, line.unwrap_or(0), "not valid UTF-8")
         })?;
         Ok(Source::new(path.to_path_buf(), format, text))
@@ -125,7 +126,12 @@ struct Protected {
 }
 
 /// Compiles `sources` as of `now`.
-pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: i64) -> Result<Compiled, Vec<Diagnostic>> {
+pub fn compile(
+    sources: &[Source],
+    defaults: Defaults,
+    guards: &GuardConf,
+    now: i64,
+) -> Result<Compiled, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut out = Compiled::default();
     let mut order_ids: HashMap<String, Loc> = HashMap::new();
@@ -174,7 +180,9 @@ pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: 
     let protected: Vec<Protected> = guards
         .protected
         .iter()
-        .filter_map(|p| names::canonical_pattern(p).ok().map(|(labels, subtree)| Protected { labels, subtree, text: p.clone() }))
+        .filter_map(|p| {
+            names::canonical_pattern(p).ok().map(|(labels, subtree)| Protected { labels, subtree, text: p.clone() })
+        })
         .collect();
     // Entries by (name, scope): the first listing wins; a different action elsewhere conflicts.
     let mut by_key: BTreeMap<(String, u8), usize> = BTreeMap::new();
@@ -186,15 +194,13 @@ pub fn compile(sources: &[Source], defaults: Defaults, guards: &GuardConf, now: 
             continue;
         }
         let blocking = l.action != Action::Allow;
-        if blocking {
-            if let Some(reason) = refusal(&l.labels, l.scope, l.override_reason.as_deref(), &protected) {
-                let d = Diagnostic::new(&l.loc.file, l.loc.line, reason);
-                if l.override_reason.is_some() && !names::is_public_suffix(&l.labels) {
-                    out.overrides.push(d);
-                } else {
-                    out.refused.push(d);
-                    continue;
-                }
+        if blocking && let Some(reason) = refusal(&l.labels, l.scope, l.override_reason.as_deref(), &protected) {
+            let d = Diagnostic::new(&l.loc.file, l.loc.line, reason);
+            if l.override_reason.is_some() && !names::is_public_suffix(&l.labels) {
+                out.overrides.push(d);
+            } else {
+                out.refused.push(d);
+                continue;
             }
         }
         let action = if blocking && info.order.monitor { Action::Monitor } else { l.action };
@@ -336,7 +342,8 @@ impl Groups {
         let mut fresh = Vec::new();
         let needed: std::collections::HashSet<(&str, &str)> =
             entries.iter().map(|e| (e.order.as_str(), e.action.name())).collect();
-        let known = |s: &Option<(String, String)>| s.as_ref().is_some_and(|(o, a)| needed.contains(&(o.as_str(), a.as_str())));
+        let known =
+            |s: &Option<(String, String)>| s.as_ref().is_some_and(|(o, a)| needed.contains(&(o.as_str(), a.as_str())));
         let have = self.slots.iter().filter(|s| known(s)).count();
         let free = self.slots.iter().filter(|s| s.is_none()).count() + max.saturating_sub(self.slots.len());
         if needed.len().saturating_sub(have) > free {
@@ -443,7 +450,8 @@ mod tests {
             ("impots.gouv.fr", "*.gouv.fr"),
             ("a.b.root-servers.net", "*.root-servers.net"),
         ] {
-            let e = compile(&[plain("/l/a.txt", &format!("{entry}\n"))], Defaults::default(), &guards(), 0).unwrap_err();
+            let e =
+                compile(&[plain("/l/a.txt", &format!("{entry}\n"))], Defaults::default(), &guards(), 0).unwrap_err();
             assert!(e[0].to_string().contains(&format!("would block protected name {why}")), "{entry}: {}", e[0]);
         }
         // Below a protected exact name is not the protected name.
@@ -491,7 +499,9 @@ mod tests {
         let b = rpz("/z/b.rpz", &format!("{SOA}x.example CNAME rpz-drop.\n"));
         let e = compile(&[a, b], Defaults::default(), &guards(), 0).unwrap_err();
         assert!(
-            e[0].to_string().starts_with("/z/b.rpz:4: x.example (drop) and x.example at /l/a.txt:1 (nxdomain) must have the same action"),
+            e[0].to_string().starts_with(
+                "/z/b.rpz:4: x.example (drop) and x.example at /l/a.txt:1 (nxdomain) must have the same action"
+            ),
             "{}",
             e[0]
         );
@@ -508,7 +518,8 @@ mod tests {
         Source::new(PathBuf::from("/o/orders.toml"), Format::Orders, text.to_string())
     }
 
-    const ORDER: &str = "[[order]]\nid = \"o1\"\nauthority = \"TJ Paris\"\nreference = \"RG 1\"\ndecided = 2020-01-01\n";
+    const ORDER: &str =
+        "[[order]]\nid = \"o1\"\nauthority = \"TJ Paris\"\nreference = \"RG 1\"\ndecided = 2020-01-01\n";
 
     #[test]
     fn orders_in_force_monitor_and_schedule() {
@@ -541,7 +552,9 @@ mod tests {
         let c = compile(&[order_src(&text)], Defaults::default(), &guards(), now).unwrap();
         assert_eq!(names_of(&c), ["google.fr"]);
         assert_eq!(c.overrides.len(), 1);
-        assert!(c.overrides[0].to_string().contains("blocks protected name google.fr (override: ordered by name in RG 1)"));
+        assert!(
+            c.overrides[0].to_string().contains("blocks protected name google.fr (override: ordered by name in RG 1)")
+        );
         // An override never lets a public suffix through.
         let text = format!("{ORDER}action = \"nxdomain\"\nnames = [{{ name = \"co.uk\", override = \"x\" }}]\n");
         let e = compile(&[order_src(&text)], Defaults::default(), &guards(), now).unwrap_err();
@@ -551,11 +564,18 @@ mod tests {
     #[test]
     fn duplicate_order_ids_across_files() {
         // Same file name in two folders: the second is named by its path.
-        let c = compile(&[plain("/l/a.txt", "x.example\n"), plain("/m/a.txt", "y.example\n")], Defaults::default(), &guards(), 0)
-            .unwrap();
+        let c = compile(
+            &[plain("/l/a.txt", "x.example\n"), plain("/m/a.txt", "y.example\n")],
+            Defaults::default(),
+            &guards(),
+            0,
+        )
+        .unwrap();
         let ids: Vec<_> = c.orders.iter().map(|o| o.order.id.as_str()).collect();
         assert_eq!(ids, ["plain:a.txt", "plain:/m/a.txt"]);
-        let o = |f: &str| order_src(&format!("{ORDER}action = \"drop\"\nnames = [\"x{}.example\"]\n", f.len())).with_path(f);
+        let o = |f: &str| {
+            order_src(&format!("{ORDER}action = \"drop\"\nnames = [\"x{}.example\"]\n", f.len())).with_path(f)
+        };
         let e = compile(&[o("/o/a.toml"), o("/o/bb.toml")], Defaults::default(), &guards(), 0).unwrap_err();
         assert!(e[0].to_string().contains("order id \"o1\" is already used at /o/a.toml:1"), "{}", e[0]);
     }

@@ -11,17 +11,15 @@
 pub mod compile;
 pub mod state;
 
-use std::{
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use compile::{Applied, Compiled, Groups, Source};
 use filter_common::GROUPS_MAX;
 use state::{Audit, IfaceRecord, OrderRecord, SourceRecord, State};
 
 use crate::{
-    config::SettingsFile,
     conf::{Conf, merge_settings},
+    config::SettingsFile,
     lists::{Diagnostic, How},
     loader::{Adopted, Filter, LoadError, Mode},
     names, table, time,
@@ -51,7 +49,10 @@ fn join(d: &[Diagnostic]) -> String {
 impl DaemonError {
     /// Whether the error is in the lists or settings (exit 65) rather than the system (71).
     pub fn is_data(&self) -> bool {
-        matches!(self, DaemonError::Lists(_) | DaemonError::Refused(_) | DaemonError::Settings(_) | DaemonError::Build(_))
+        matches!(
+            self,
+            DaemonError::Lists(_) | DaemonError::Refused(_) | DaemonError::Settings(_) | DaemonError::Build(_)
+        )
     }
 }
 
@@ -322,8 +323,8 @@ impl Daemon {
             Some(s) => s,
             None => self.read_sources()?,
         };
-        let compiled = compile::compile(&sources, self.conf.defaults, &self.conf.guards, now)
-            .map_err(DaemonError::Lists)?;
+        let compiled =
+            compile::compile(&sources, self.conf.defaults, &self.conf.guards, now).map_err(DaemonError::Lists)?;
         for d in &compiled.refused {
             tracing::warn!(entry = %d, "entry refused and left out");
         }
@@ -335,13 +336,15 @@ impl Daemon {
         let diff = compile::diff(old, &compiled.entries);
         let same_sources = sources.iter().map(|s| &s.sha256).eq(self.state.sources.iter().map(|s| &s.sha256));
         // Dates coming due were approved with the files that carry them: no share guard then.
-        let guarded = !force && !(reason == Reason::Schedule && same_sources);
+        let guarded = !force && (reason != Reason::Schedule || !same_sources);
         if guarded && let Some(cur) = &self.current {
             compile::check_share(cur.len(), &diff, &self.conf.guards).map_err(DaemonError::Refused)?;
         }
         let config_changed = self.filter.config().map(|c| c != config).unwrap_or(true);
-        let unchanged =
-            self.current.is_some() && diff.added.is_empty() && diff.removed.is_empty() && self.filter.header().is_some();
+        let unchanged = self.current.is_some()
+            && diff.added.is_empty()
+            && diff.removed.is_empty()
+            && self.filter.header().is_some();
         let sources_changed = !same_sources;
         let (added, removed) = (diff.added.len(), diff.removed.len());
         let audit_diff = serde_json::json!({
@@ -378,8 +381,10 @@ impl Daemon {
         self.state.default_action = self.conf.defaults.action.name().to_string();
         self.state.default_ede = format!("{:?}", self.conf.defaults.ede).to_lowercase();
         self.state.protected = self.conf.guards.protected.clone();
-        self.state.sources =
-            sources.iter().map(|s| SourceRecord { path: s.path.clone(), format: s.format, sha256: s.sha256.clone() }).collect();
+        self.state.sources = sources
+            .iter()
+            .map(|s| SourceRecord { path: s.path.clone(), format: s.format, sha256: s.sha256.clone() })
+            .collect();
         self.state.orders = compiled.orders.iter().map(order_record).collect();
         self.state.save(&self.conf.paths.state_dir, &sources)?;
         if !unchanged || config_changed || sources_changed {

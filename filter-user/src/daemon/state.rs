@@ -92,10 +92,13 @@ impl State {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&path)(e)),
         };
-        let s: State =
-            serde_json::from_str(&text).map_err(|e| StateError::Format { path: path.clone(), reason: e.to_string() })?;
+        let s: State = serde_json::from_str(&text)
+            .map_err(|e| StateError::Format { path: path.clone(), reason: e.to_string() })?;
         if s.schema != SCHEMA {
-            return Err(StateError::Format { path, reason: format!("schema {} (this version reads {SCHEMA})", s.schema) });
+            return Err(StateError::Format {
+                path,
+                reason: format!("schema {} (this version reads {SCHEMA})", s.schema),
+            });
         }
         Ok(Some(s))
     }
@@ -183,7 +186,10 @@ mod tests {
         let a = Source::new("/l/a.txt".into(), Format::Plain, "a.example\n".into());
         let b = Source::new("/l/b.txt".into(), Format::Plain, "b.example\n".into());
         let mut s = State { schema: SCHEMA, generation: 3, ..Default::default() };
-        s.sources = [&a, &b].iter().map(|x| SourceRecord { path: x.path.clone(), format: x.format, sha256: x.sha256.clone() }).collect();
+        s.sources = [&a, &b]
+            .iter()
+            .map(|x| SourceRecord { path: x.path.clone(), format: x.format, sha256: x.sha256.clone() })
+            .collect();
         s.save(d.path(), &[a.clone(), b.clone()]).unwrap();
         let back = State::load(d.path()).unwrap().unwrap();
         assert_eq!(back, s);

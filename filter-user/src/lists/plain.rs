@@ -49,7 +49,8 @@ mod tests {
 
     #[test]
     fn parses_names_comments_and_blank_lines() {
-        let text = "# court order 2013\nallostreaming.com\n\n  AlloShowTV.com.  # mirror\n*.allomovies.com\nbücher.example\n";
+        let text =
+            "# court order 2013\nallostreaming.com\n\n  AlloShowTV.com.  # mirror\n*.allomovies.com\nbücher.example\n";
         let p = parse(Path::new("/x/l.txt"), text, Defaults::default()).unwrap();
         let names: Vec<_> = p.entries.iter().map(|r| names::display(&r.labels)).collect();
         assert_eq!(names, ["allostreaming.com", "alloshowtv.com", "allomovies.com", "xn--bcher-kva.example"]);
