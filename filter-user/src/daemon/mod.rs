@@ -288,8 +288,9 @@ impl Daemon {
             compile::check_share(cur.len(), &diff, &self.conf.guards).map_err(DaemonError::Refused)?;
         }
         let config_changed = self.filter.config().map(|c| c != config).unwrap_or(true);
-        let unchanged =
-            self.current.is_some() && diff.added.is_empty() && diff.removed.is_empty() && self.filter.header().is_some();
+        // Not the diff by key: an EDE or stop-page change keeps every key and still needs a table.
+        let unchanged = self.current.as_ref().is_some_and(|c| compile::same_table(c, &compiled.entries))
+            && self.filter.header().is_some();
         let (added, removed) = (diff.added.len(), diff.removed.len());
         let audit_diff = serde_json::json!({
             "added": diff.added.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
