@@ -149,12 +149,17 @@ impl Daemon {
             if let Some(h) = header.filter(|h| h.generation == s.generation && h.seed == s.seed) {
                 current = rebuild(&s, &conf, &dir);
                 tracing::info!(generation = h.generation, entries = h.entries, "adopted the pinned generation");
-            } else if header.is_some() {
-                tracing::warn!("the pinned generation does not match the saved state; its entries are unknown");
+                // The saved state describes what is in force: keep all of it (sources, orders),
+                // so that it is saved again intact if the lists are refused now.
+                state = s;
+            } else {
+                if header.is_some() {
+                    tracing::warn!("the pinned generation does not match the saved state; its entries are unknown");
+                }
+                state.groups = s.groups;
+                state.interfaces = s.interfaces;
+                state.generation = s.generation;
             }
-            state.groups = s.groups;
-            state.interfaces = s.interfaces;
-            state.generation = s.generation;
         }
         if let Some(h) = header {
             // The kernel's generation is the truth; numbering continues from the highest seen.
@@ -163,6 +168,14 @@ impl Daemon {
             state.entries = h.entries;
         }
         let audit = Audit::new(conf.paths.audit_log.clone());
+        // What is in force before the first apply (which replaces it, or is refused).
+        let health = Health {
+            generation: header.map_or(0, |h| h.generation),
+            entries: header.map_or(0, |h| h.entries),
+            groups: state.groups.clone(),
+            orders: state.orders.iter().map(|o| (o.id.clone(), o.in_force)).collect(),
+            ..Health::default()
+        };
         let mut d = Daemon {
             conf,
             flags,
@@ -171,7 +184,7 @@ impl Daemon {
             current,
             compiled: None,
             audit,
-            health: Arc::new(Mutex::new(Health::default())),
+            health: Arc::new(Mutex::new(health)),
         };
         if let Err(e) = d.apply(Reason::Start, force, now) {
             if header.is_none() || !e.is_data() {
