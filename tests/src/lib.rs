@@ -50,7 +50,7 @@ pub const XDP_TX: u32 = 3;
 impl Fixture {
     /// Loads the real object and installs a table built from `rules`.
     pub fn new(rules: &[Rule], settings: &Settings) -> Fixture {
-        let mut filter = Filter::load(64).expect("load the XDP object");
+        let mut filter = Filter::load().expect("load the XDP object");
         let config = settings.to_config().expect("settings");
         filter.set_config(&config).expect("write config");
         let built = table::build(rules, table::random_seed(), 1, 1_000_000).expect("build table");

@@ -410,7 +410,7 @@ fn no_table_passes() {
     // A loaded program with no generation installed.
     let bytes = v4(&Query::new("allostreaming.com", A)).build();
     let mut fx = Fixture {
-        filter: filter_user::loader::Filter::load(8).unwrap(),
+        filter: filter_user::loader::Filter::load().unwrap(),
         built: filter_user::table::build(&[], 1, 1, 1).unwrap(),
         config: Default::default(),
     };

@@ -14,7 +14,7 @@ fn object_loads_with_expected_maps_under_the_verifier_budget() {
     if !privileged("object") {
         return;
     }
-    let mut f = Filter::load(16).expect("load");
+    let mut f = Filter::load().expect("load");
     let info = f.program().unwrap().info().unwrap();
     let verified = info.verified_instruction_count().expect("kernel reports verified_insns");
     eprintln!("verified instructions: {verified} (budget {VERIFIED_INSNS_BUDGET})");
@@ -23,8 +23,9 @@ fn object_loads_with_expected_maps_under_the_verifier_budget() {
     let counters = f.counters().unwrap();
     assert_eq!(counters.len(), Counter::COUNT as usize);
     assert!(counters.iter().all(|(_, v)| *v == 0));
-    assert_eq!(f.group_hits(15).unwrap(), 0, "GROUP_HITS sized from the load option");
-    assert!(f.group_hits(16).is_err(), "GROUP_HITS has exactly 16 groups");
+    let last = filter_common::GROUPS_DEFAULT - 1;
+    assert_eq!(f.group_hits(last).unwrap(), 0, "GROUP_HITS holds GROUPS_DEFAULT groups");
+    assert!(f.group_hits(last + 1).is_err(), "GROUP_HITS has exactly GROUPS_DEFAULT groups");
 
     // Map value sizes agree with the shared types.
     let show = std::process::Command::new("bpftool").args(["-j", "map", "show"]).output().expect("bpftool");
