@@ -349,9 +349,20 @@ fn dig_gets_nxdomain_from_the_filter_and_the_resolver_answer_otherwise() {
     // The filter.
     let list = tmp.file("blocked.list");
     fs::write(&list, "# a comment\nallostreaming.com\n").expect("write the list");
+    // Everything the daemon keeps goes to the scratch folder, not to /var/lib, /run, /var/log.
+    let config = tmp.file("dnsfilter.toml");
+    fs::write(&config, "").expect("write an empty config");
     let mut filter = Child(
         edge.command(bin.to_str().expect("utf-8 path"))
-            .args(["run", "--iface", &b, "--list"])
+            .arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(tmp.file("state"))
+            .arg("--run-dir")
+            .arg(tmp.file("run"))
+            .args(["run", "--audit-log"])
+            .arg(tmp.file("audit.jsonl"))
+            .args(["--iface", &b, "--list"])
             .arg(&list)
             .args(["--stats-interval", "1"])
             .stdin(Stdio::null())
