@@ -2,10 +2,11 @@
 //! DNS builders, BPF_PROG_TEST_RUN, and independent checks of answers (etherparse for the
 //! checksums, the `domain` crate for the DNS message).
 
+pub mod daemon;
 pub mod frames;
 pub mod netns;
 
-use aya::programs::{TestRun as _, TestRunOptions};
+use aya::programs::{TestRun as _, TestRunOptions, Xdp};
 use filter_common::{config::Config, counters::Counter};
 use filter_user::{
     config::Settings,
@@ -61,19 +62,23 @@ impl Fixture {
     /// Runs one frame through the program (repeat 1) and reports verdict, output and counter deltas.
     pub fn run(&mut self, frame: &[u8]) -> Run {
         let before = self.filter.counters().expect("counters");
-        let mut out = vec![0u8; frame.len() + 1024];
-        let (verdict, size) = {
-            let prog = self.filter.program().expect("program");
-            let opts = TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), ..Default::default() };
-            let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
-            (r.return_value, r.data_size_out as usize)
-        };
-        out.truncate(size);
+        let (verdict, out) = test_run(self.filter.program().expect("program"), frame);
         let after = self.filter.counters().expect("counters");
         let deltas =
             after.iter().zip(before.iter()).filter(|(a, b)| a.1 != b.1).map(|(a, b)| (a.0, a.1 - b.1)).collect();
         Run { verdict, out, deltas }
     }
+}
+
+/// Runs one frame through `prog` with BPF_PROG_TEST_RUN (repeat 1): the verdict and the frame
+/// after the program.
+pub fn test_run(prog: &Xdp, frame: &[u8]) -> (u32, Vec<u8>) {
+    let mut out = vec![0u8; frame.len() + 1024];
+    let opts = TestRunOptions { data_in: Some(frame), data_out: Some(&mut out), repeat: 1, ..Default::default() };
+    let r = prog.test_run(opts).expect("BPF_PROG_TEST_RUN");
+    let size = r.data_size_out as usize;
+    out.truncate(size);
+    (r.return_value, out)
 }
 
 impl Run {

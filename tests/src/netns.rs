@@ -59,3 +59,39 @@ impl Drop for Child {
         let _ = self.0.wait();
     }
 }
+
+/// A veth pair in the current namespace, both ends up, with names unique to this process;
+/// deleted on drop (which also takes any XDP program off it).
+pub struct Veth {
+    pub name: String,
+    pub peer: String,
+}
+
+#[expect(clippy::new_without_default, reason = "new() creates resources in the kernel; a Default would hide that")]
+impl Veth {
+    pub fn new() -> Veth {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // At most 15 characters (IFNAMSIZ - 1).
+        let base = format!("dft{}x{n}", std::process::id() % 100_000);
+        let (name, peer) = (format!("{base}a"), format!("{base}b"));
+        let _ = Command::new("ip").args(["link", "del", &name]).output();
+        sh(&["ip", "link", "add", &name, "type", "veth", "peer", "name", &peer]);
+        let veth = Veth { name, peer };
+        sh(&["ip", "link", "set", &veth.name, "up"]);
+        sh(&["ip", "link", "set", &veth.peer, "up"]);
+        veth
+    }
+
+    /// Whether `ip link` shows an XDP program (native or generic) on the first end.
+    pub fn has_xdp(&self) -> bool {
+        let out = sh(&["ip", "link", "show", "dev", &self.name]);
+        out.lines().next().is_some_and(|l| l.split_whitespace().any(|w| w.starts_with("xdp")))
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.name]).output();
+    }
+}

@@ -363,8 +363,13 @@ fn dig_gets_nxdomain_from_the_filter_and_the_resolver_answer_otherwise() {
     let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/dnsfilter-e2e-{}", std::process::id())));
     let list = tmp.file("blocked.list");
     fs::write(&list, "# a comment\nallostreaming.com\n").expect("write the list");
+    // Everything the daemon keeps goes to the scratch folder, not to /var/lib, /run, /var/log.
+    let config = tmp.file("dnsfilter.toml");
+    fs::write(&config, "").expect("write an empty config");
     let mut filter = Child(
         edge.command(bin.to_str().expect("utf-8 path"))
+            .arg("--config")
+            .arg(&config)
             .arg("--pin-dir")
             .arg(&pins.0)
             .arg("--state-dir")

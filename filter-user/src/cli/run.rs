@@ -153,6 +153,10 @@ impl Args {
     }
 }
 
+/// How long a refused scheduled change (an order's date came, but the lists are refused) waits
+/// before it is tried again; a reload that succeeds applies it at once.
+const SCHEDULE_RETRY: Duration = Duration::from_secs(60);
+
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
 static FORCE: AtomicBool = AtomicBool::new(false);
@@ -343,6 +347,9 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
     tracing::info!(interfaces = ?conf.interfaces, "running");
     let mut dirty: Option<Instant> = None;
     let mut last_stats = Instant::now();
+    // When a scheduled change was last refused: it is retried after SCHEDULE_RETRY, not on every
+    // pass of the loop (each refusal is logged and audited).
+    let mut schedule_refused: Option<Instant> = None;
     while !STOP.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(w) = &watcher {
@@ -368,7 +375,9 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
                     }
                     conf = c.clone();
                     let _ = d.reconfigure(c);
-                    let _ = d.apply(reason, force, time::now());
+                    if d.apply(reason, force, time::now()).is_ok() {
+                        schedule_refused = None;
+                    }
                 }
                 Err(_) => {
                     let e = match g.conf() {
@@ -382,8 +391,9 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
         }
         if let Some(t) = d.next_change()
             && time::now() >= t
+            && schedule_refused.is_none_or(|r| r.elapsed() >= SCHEDULE_RETRY)
         {
-            let _ = d.apply(Reason::Schedule, false, time::now());
+            schedule_refused = d.apply(Reason::Schedule, false, time::now()).err().map(|_| Instant::now());
         }
         if conf.stats_interval > 0 && last_stats.elapsed() >= Duration::from_secs(conf.stats_interval) {
             last_stats = Instant::now();

@@ -382,6 +382,13 @@ pub fn diff<'a>(old: &'a [Applied], new: &'a [Applied]) -> Diff<'a> {
     }
 }
 
+/// Whether two sets of entries (each sorted by [`Applied::key`], as [`compile`] leaves them)
+/// build the same kernel table: the same names, scopes, actions and orders (hence groups), and
+/// the same EDEs and stop pages. Provenance (file, line, approval) is not in the table.
+pub fn same_table(old: &[Applied], new: &[Applied]) -> bool {
+    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| a.key() == b.key() && a.ede == b.ede && a.stop == b.stop)
+}
+
 /// Refuses a change that touches more than the configured share of entries.
 pub fn check_share(old: usize, diff: &Diff<'_>, guards: &GuardConf) -> Result<(), String> {
     let changed = diff.added.len() + diff.removed.len();
@@ -430,6 +437,19 @@ mod tests {
         assert_eq!(c.entries[0].order, "plain:a.txt");
         assert_eq!(c.orders[0].entries, 2);
         assert_eq!(c.next_change, None);
+    }
+
+    #[test]
+    fn same_table_sees_answer_changes_but_not_provenance() {
+        let c = |text: &str, ede| {
+            let d = Defaults { ede, ..Defaults::default() };
+            compile(&[plain("/l/a.txt", text)], d, &guards(), 0).unwrap().entries
+        };
+        let base = c("a.example\n", Ede::Censored);
+        assert!(same_table(&base, &c("# moved down a line\na.example\n", Ede::Censored)));
+        assert!(!same_table(&base, &c("a.example\n", Ede::Blocked)), "an EDE change needs a new table");
+        assert!(!same_table(&base, &c("a.example\nb.example\n", Ede::Censored)));
+        assert!(diff(&base, &c("a.example\n", Ede::Blocked)).added.is_empty(), "the diff by key does not see it");
     }
 
     #[test]

@@ -154,30 +154,37 @@ impl Daemon {
             if let Some(h) = header.filter(|h| h.generation == s.generation && h.seed == s.seed) {
                 current = rebuild(&s, &conf, &dir);
                 tracing::info!(generation = h.generation, entries = h.entries, "adopted the pinned generation");
-            } else if header.is_some() {
-                tracing::warn!("the pinned generation does not match the saved state; its entries are unknown");
+                // The saved state describes what is in force: keep all of it (sources, orders),
+                // so that it is saved again intact if the lists are refused now.
+                state = s;
+            } else {
+                if header.is_some() {
+                    tracing::warn!("the pinned generation does not match the saved state; its entries are unknown");
+                }
+                state.groups = s.groups;
+                state.interfaces = s.interfaces;
+                state.generation = s.generation;
             }
-            state.groups = s.groups;
-            state.interfaces = s.interfaces;
-            state.generation = s.generation;
         }
         if let Some(h) = header {
             // The kernel's generation is the truth; numbering continues from the highest seen.
             state.generation = h.generation.max(state.generation);
-            state.seed = h.seed;
-            state.entries = h.entries;
+            if state.seed != h.seed {
+                state.seed = h.seed;
+                state.entries = h.entries;
+            }
         }
         let audit = Audit::new(conf.paths.audit_log.clone());
-        let mut d = Daemon {
-            conf,
-            flags,
-            filter,
-            state,
-            current,
-            compiled: None,
-            audit,
-            health: Arc::new(Mutex::new(Health::default())),
+        // What is in force before the first apply (which replaces it, or is refused).
+        let health = Health {
+            generation: header.map_or(0, |h| h.generation),
+            entries: header.map_or(0, |h| h.entries),
+            groups: state.groups.clone(),
+            orders: state.orders.iter().map(|o| (o.id.clone(), o.in_force)).collect(),
+            ..Health::default()
         };
+        let mut d =
+            Daemon { conf, flags, filter, state, current, compiled: None, audit, health: Arc::new(Mutex::new(health)) };
         let started = match d.apply(Reason::Start, force, now) {
             Err(e) if header.is_none() || !e.is_data() => Err(e),
             Err(e) => {
@@ -341,9 +348,8 @@ impl Daemon {
             compile::check_share(cur.len(), &diff, &self.conf.guards).map_err(DaemonError::Refused)?;
         }
         let config_changed = self.filter.config().map(|c| c != config).unwrap_or(true);
-        let unchanged = self.current.is_some()
-            && diff.added.is_empty()
-            && diff.removed.is_empty()
+        // Not the diff by key: an EDE or stop-page change keeps every key and still needs a table.
+        let unchanged = self.current.as_ref().is_some_and(|c| compile::same_table(c, &compiled.entries))
             && self.filter.header().is_some();
         let sources_changed = !same_sources;
         let (added, removed) = (diff.added.len(), diff.removed.len());
