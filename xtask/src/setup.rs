@@ -14,6 +14,7 @@ const APT_PACKAGES: &[&str] = &["unbound", "dnsutils", "knot-dnsutils", "dnsperf
 
 pub fn run() -> Result<()> {
     let mut changed = rust_src().context("nightly rust-src")?;
+    changed |= clippy().context("clippy")?;
     changed |= bpf_linker().context("bpf-linker")?;
     changed |= apt_packages().context("apt packages")?;
     if !changed {
@@ -47,6 +48,16 @@ fn rust_src() -> Result<bool> {
     }
     println!("setup: installing rust-src for nightly");
     cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    Ok(true)
+}
+
+/// clippy for the default toolchain (`cargo xtask test` lints before it tests).
+fn clippy() -> Result<bool> {
+    if cmd::output(cmd::cargo().args(["clippy", "--version"]))?.status.success() {
+        return Ok(false);
+    }
+    println!("setup: installing clippy");
+    cmd::run(Command::new("rustup").args(["component", "add", "clippy"]))?;
     Ok(true)
 }
 

@@ -1,4 +1,4 @@
-//! `cargo xtask test`: setup, release build, then every test in the workspace.
+//! `cargo xtask test`: setup, release build, clippy, then every test in the workspace.
 use anyhow::{Context as _, Result};
 
 use crate::{cmd, setup};
@@ -14,6 +14,19 @@ pub fn run(options: &Options) -> Result<()> {
     step("setup", setup::run)?;
     // Builds the default members; filter-user's build.rs builds the BPF object.
     step("build", || cmd::run(cmd::cargo().args(["build", "--release"])))?;
+    // Lints are part of the build: the no-panic denies in filter-common guard the kernel path.
+    step("clippy", || {
+        cmd::run(cmd::cargo().args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "filter-ebpf",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     step("test", || {
         let mut cargo = cmd::cargo();
         // filter-ebpf is a `no_main` BPF binary: it cannot be linked as a host test harness.
