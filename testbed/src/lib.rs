@@ -10,7 +10,8 @@
 //! Every piece is a guard that removes what it made when dropped, also when a test fails or the
 //! demo is interrupted: [`Testbed`] (the namespaces, the veth pair and the client's XDP_PASS
 //! program), [`Unbound`], [`DnsFilter`] (the daemon, its pins and its folders), [`WorkDir`],
-//! [`Child`]. Each also has `keep()`, which leaves it in place (`cargo xtask demo --keep`).
+//! [`Child`], and [`Lab`], which holds one of each. Each also has `keep()`, which leaves it in
+//! place (`cargo xtask demo --keep`).
 //!
 //! The crate depends on libc and serde_json only: xtask uses it and must build on a fresh
 //! machine, before the BPF toolchain that the `dnsfilter` crates need is installed. Errors are
@@ -20,6 +21,7 @@ pub mod cmd;
 pub mod dig;
 pub mod dnsfilter;
 pub mod dnsperf;
+pub mod lab;
 pub mod netns;
 pub mod topology;
 pub mod unbound;
@@ -34,6 +36,7 @@ use std::{
 
 pub use dig::{Client, Opts, Reply, Who};
 pub use dnsfilter::DnsFilter;
+pub use lab::{Lab, Paths};
 pub use netns::{Child, Netns};
 pub use topology::{CLIENT_IF, CLIENT_V4, CLIENT_V6, EDGE_IF, EDGE_V4, EDGE_V6, Testbed};
 pub use unbound::{RESOLVER_V4, RESOLVER_V6, Unbound};

@@ -2,21 +2,15 @@
 //! queries the ISP's resolver (Unbound) in an edge namespace, where `dnsfilter` runs with the
 //! Allostreaming court orders of `xtask/demo/allostreaming.toml`; every answer is shown with
 //! who gave it. Everything is torn down at the end, on Ctrl-C and on failure, unless `--keep`.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use testbed::{
-    CLIENT_IF, Client, DnsFilter, EDGE_IF, EDGE_V4, EDGE_V6, Opts, RESOLVER_V4, RESOLVER_V6, Testbed, Unbound, Who,
-    WorkDir,
-};
+use testbed::{CLIENT_IF, Client, EDGE_IF, EDGE_V4, EDGE_V6, Lab, Opts, Paths, RESOLVER_V4, RESOLVER_V6, Who};
 
 use crate::{cmd, setup};
 
-/// The demo's fixed names, so that `--down` and the next run find what a run left.
+/// The demo's fixed name, so that `--down` and the next run find what a run left.
 const BASE: &str = "dnsf-demo";
-const PIN_DIR: &str = "/sys/fs/bpf/dnsfilter-demo";
-const XDP_PIN: &str = "/sys/fs/bpf/dnsfilter-demo-client-xdp";
-const WORK_DIR: &str = "/tmp/dnsfilter-demo";
 /// The orders file, relative to the workspace root.
 const ORDERS: &str = "xtask/demo/allostreaming.toml";
 /// The stop pages of [`ORDERS`].
@@ -66,23 +60,19 @@ const QUERIES: &[Query] = &[
     q(Client::Kdig, EDGE_V6, "notallostreaming.com", "AAAA", true, false),
 ];
 
-/// What runs during the demo, torn down in field order when dropped: the daemon (and its pins),
-/// Unbound, the namespaces, the scratch folder.
-struct Bed {
-    filter: DnsFilter,
-    unbound: Unbound,
-    net: Testbed,
-    work: WorkDir,
-}
-
 pub fn run(options: &Options) -> Result<()> {
     if !setup::is_root()? {
         bail!("the demo creates network namespaces and attaches XDP programs: run it as root");
     }
     let bin = cmd::target_dir().join("release").join("dnsfilter");
+    let paths = Paths::of(BASE);
     if options.down {
-        down(&bin);
-        println!("demo: torn down (namespaces {BASE}-client and {BASE}-edge, their processes, pins under {PIN_DIR})");
+        Lab::remove(BASE, &bin);
+        println!(
+            "demo: torn down (namespaces {BASE}-client and {BASE}-edge with their processes, pins under {}, {})",
+            paths.pins.display(),
+            paths.work.display()
+        );
         return Ok(());
     }
 
@@ -90,58 +80,58 @@ pub fn run(options: &Options) -> Result<()> {
     setup::run()?;
     cmd::run(cmd::cargo().args(["build", "--release"]))?;
 
-    // From here on Ctrl-C unwinds through the guards, which tear everything down.
+    // From here on Ctrl-C unwinds through the guards of the lab, which tear everything down.
     testbed::catch_interrupts();
-    down(&bin);
-    let bed = up(&bin)?;
-    queries(&bed)?;
-    show(&bed)?;
-
+    Lab::remove(BASE, &bin);
+    let result = up(&bin).and_then(|lab| {
+        queries(&lab)?;
+        show(&lab)?;
+        Ok(lab)
+    });
+    let lab = match result {
+        Ok(lab) => lab,
+        Err(e) if testbed::check_interrupt().is_err() => bail!("{e} (everything the demo started is removed)"),
+        Err(e) => return Err(e),
+    };
     if options.keep {
-        keep(bed)?;
-        return Ok(());
+        return keep(lab);
     }
     step(7, "Tear down");
-    drop(bed);
-    let left: Vec<String> = [Testbed::client_ns(BASE), Testbed::edge_ns(BASE)]
-        .into_iter()
-        .filter(|n| testbed::Netns::exists(n))
-        .chain([PIN_DIR, XDP_PIN, WORK_DIR].into_iter().filter(|p| Path::new(p).exists()).map(String::from))
-        .collect();
+    drop(lab);
+    let left = Lab::leftovers(BASE);
     if !left.is_empty() {
         bail!("teardown left {}", left.join(", "));
     }
-    println!("Removed the daemon and its pins, Unbound, both namespaces with the veth pair, and {WORK_DIR}.");
+    println!(
+        "  Removed the daemon and its pins, Unbound, both namespaces with the veth pair, and {}.",
+        paths.work.display()
+    );
     Ok(())
 }
 
 /// Steps 2 to 4: namespaces, resolver, filter.
-fn up(bin: &Path) -> Result<Bed> {
+fn up(bin: &Path) -> Result<Lab> {
+    let text = std::fs::read_to_string(cmd::workspace_root().join(ORDERS)).with_context(|| format!("read {ORDERS}"))?;
+    let lab = Lab::start(BASE, bin, &text, &[]).map_err(|e| anyhow!(e))?;
+
     step(2, "Network namespaces");
-    let work = WorkDir::create(WORK_DIR).map_err(|e| anyhow!(e))?;
-    let net = Testbed::create(BASE).map_err(|e| anyhow!(e))?;
-    println!("  {:<16} {CLIENT_IF:<12} {}, {}", net.client.name, testbed::CLIENT_V4, testbed::CLIENT_V6);
-    println!("  {:<16} {EDGE_IF:<12} {EDGE_V4}, {EDGE_V6}", net.edge.name);
+    println!("  {:<16} {CLIENT_IF:<12} {}, {}", lab.net.client.name, testbed::CLIENT_V4, testbed::CLIENT_V6);
+    println!("  {:<16} {EDGE_IF:<12} {EDGE_V4}, {EDGE_V6}", lab.net.edge.name);
     println!("  veth pair {CLIENT_IF} <-> {EDGE_IF}; GRO and an XDP_PASS program on {CLIENT_IF}");
 
     step(3, "Unbound, the ISP's resolver, in the edge namespace");
-    let unbound = Unbound::start(&net.edge, work.path()).map_err(|e| anyhow!(e))?;
     println!("  listening on {EDGE_V4} and {EDGE_V6} port 53; it answers every name itself:");
-    println!("  A {RESOLVER_V4}, AAAA {RESOLVER_V6} (config {})", unbound.conf().display());
+    println!("  A {RESOLVER_V4}, AAAA {RESOLVER_V6} (config {})", lab.unbound.conf().display());
 
     step(4, "dnsfilter on the edge interface, with the Allostreaming orders");
-    let orders = work.file("allostreaming.toml");
-    std::fs::copy(cmd::workspace_root().join(ORDERS), &orders).with_context(|| format!("copy {ORDERS}"))?;
-    let mut filter = DnsFilter::new(bin, Path::new(PIN_DIR), &work.file("dnsfilter")).map_err(|e| anyhow!(e))?;
-    filter.run(&net.edge, EDGE_IF, &orders, &[]).map_err(|e| anyhow!(e))?;
-    println!("  dnsfilter run --iface {EDGE_IF} --list {}", orders.display());
-    println!("  (a copy of {ORDERS}; log {})", filter.log_path().display());
-    print_indented(&filter.cli(&["status"]).map_err(|e| anyhow!(e))?);
-    Ok(Bed { filter, unbound, net, work })
+    println!("  dnsfilter run --iface {EDGE_IF} --list {}", lab.orders().display());
+    println!("  (a copy of {ORDERS}; log {})", lab.filter.log_path().display());
+    print_indented(&lab.filter.cli(&["status"]).map_err(|e| anyhow!(e))?);
+    Ok(lab)
 }
 
 /// Step 5: real queries from the client, and who answered them.
-fn queries(bed: &Bed) -> Result<()> {
+fn queries(lab: &Lab) -> Result<()> {
     step(5, "Queries from the client namespace");
     let mut rows = vec![
         ["client", "server", "name", "type", "EDNS", "answered by", "rcode", "answer", "evidence"]
@@ -154,7 +144,7 @@ fn queries(bed: &Bed) -> Result<()> {
         let opts = Opts { edns: query.edns, ..Opts::default() };
         let reply = query
             .client
-            .query(&bed.net.client, query.server, query.name, query.rtype, &opts)
+            .query(&lab.net.client, query.server, query.name, query.rtype, &opts)
             .map_err(|e| anyhow!(e))?;
         let who = reply.who(STOP_PAGES);
         let evidence = match &who {
@@ -180,8 +170,8 @@ fn queries(bed: &Bed) -> Result<()> {
     }
     print_table(&rows);
     let allowed = QUERIES.iter().filter(|q| !q.filter).count();
-    let received = bed.unbound.total_queries().map_err(|e| anyhow!(e))?;
-    let logged: Vec<String> = bed
+    let received = lab.unbound.total_queries().map_err(|e| anyhow!(e))?;
+    let logged: Vec<String> = lab
         .unbound
         .query_log()
         .map_err(|e| anyhow!(e))?
@@ -202,27 +192,23 @@ fn queries(bed: &Bed) -> Result<()> {
 }
 
 /// Step 6: the daemon's counters and the provenance of two blocks.
-fn show(bed: &Bed) -> Result<()> {
+fn show(lab: &Lab) -> Result<()> {
     step(6, "What the filter says: stats and explain");
     let verbs: [&[&str]; 3] =
         [&["stats"], &["explain", "www.allostreaming.com"], &["explain", "allostreaming.example"]];
     for verb in verbs {
         println!("  $ dnsfilter {}", verb.join(" "));
-        print_indented(&bed.filter.cli(verb).map_err(|e| anyhow!(e))?);
+        print_indented(&lab.filter.cli(verb).map_err(|e| anyhow!(e))?);
     }
     Ok(())
 }
 
 /// `--keep`: leaves everything running and says how to use it and how to remove it.
-fn keep(bed: Bed) -> Result<()> {
-    let Bed { filter, unbound, net, work } = bed;
-    let client = net.client.name.clone();
-    let dnsfilter = testbed::cmd::display(&filter.command());
-    let orders = work.file("allostreaming.toml");
-    net.keep(Path::new(XDP_PIN)).map_err(|e| anyhow!(e))?;
-    filter.keep();
-    unbound.keep();
-    work.keep();
+fn keep(lab: Lab) -> Result<()> {
+    let client = lab.net.client.name.clone();
+    let dnsfilter = testbed::cmd::display(&lab.filter.command());
+    let orders = lab.orders();
+    lab.keep(BASE).map_err(|e| anyhow!(e))?;
     println!("\nThe testbed stays up. Query it from the client namespace:");
     println!("  ip netns exec {client} dig @{EDGE_V4} allostreaming.com");
     println!("  ip netns exec {client} kdig @{EDGE_V6} allofilms.example AAAA +edns");
@@ -230,22 +216,9 @@ fn keep(bed: Bed) -> Result<()> {
     println!("  {dnsfilter} stats");
     println!("  {dnsfilter} explain alloshare.com");
     println!("Edit {} and the daemon reloads it within a second.", orders.display());
-    println!("Logs and configs: {WORK_DIR}/");
+    println!("Logs and configs: {}/", Paths::of(BASE).work.display());
     println!("Tear it down:\n  cargo xtask demo --down");
     Ok(())
-}
-
-/// Removes what a demo run left: the namespaces (and the daemon and Unbound in them), the
-/// filter's pins, the client's pinned XDP_PASS link and the scratch folder. Quiet and best
-/// effort: it runs before every demo too.
-fn down(bin: &Path) {
-    Testbed::remove(BASE, Path::new(XDP_PIN));
-    // Dropped at once: detaches what is pinned (when the binary is there) and removes the pins.
-    if let Ok(filter) = DnsFilter::new(bin, Path::new(PIN_DIR), &PathBuf::from(WORK_DIR).join("dnsfilter")) {
-        drop(filter);
-    }
-    let _ = std::fs::remove_dir_all(PIN_DIR);
-    let _ = std::fs::remove_dir_all(WORK_DIR);
 }
 
 fn step(n: u32, title: &str) {
