@@ -122,6 +122,12 @@ impl DnsFilter {
             .map_err(|e| format!("dnsfilter status --json: {e}: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 
+    /// `dnsfilter stats --json`.
+    pub fn stats(&self) -> Result<serde_json::Value> {
+        let out = self.cli(&["stats", "--json"])?;
+        serde_json::from_str(&out).map_err(|e| format!("dnsfilter stats --json: {e}: {out}"))
+    }
+
     /// The table generation in force, from `status --json`.
     pub fn generation(&self) -> Result<Option<u64>> {
         Ok(self.status()?["generation"].as_u64())
@@ -130,6 +136,18 @@ impl DnsFilter {
     /// The running daemon.
     pub fn child(&mut self) -> Option<&mut Child> {
         self.child.as_mut()
+    }
+
+    /// Stops the daemon with SIGTERM and waits (10 s at most) until it exits.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().ok_or("dnsfilter is not running")?;
+        child.signal(libc::SIGTERM)?;
+        let mut status = None;
+        crate::wait_for(Duration::from_secs(10), "dnsfilter to exit after SIGTERM", || {
+            status = child.exited();
+            Ok(status.is_some())
+        })?;
+        status.ok_or_else(|| "dnsfilter did not exit".to_string())
     }
 
     /// Kills the daemon with SIGKILL: the filter stays attached through its pins.

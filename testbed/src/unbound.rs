@@ -32,6 +32,20 @@ pub struct LoggedQuery {
     pub rtype: String,
 }
 
+impl LoggedQuery {
+    /// Whether the query was for `name` (any case, with or without the final dot).
+    pub fn is(&self, name: &str) -> bool {
+        self.name.trim_end_matches('.').eq_ignore_ascii_case(name.trim_end_matches('.'))
+    }
+
+    /// Whether the query was for `domain` or a name below it (on a label boundary).
+    pub fn is_under(&self, domain: &str) -> bool {
+        let (name, domain) =
+            (self.name.trim_end_matches('.').to_ascii_lowercase(), domain.trim_end_matches('.').to_ascii_lowercase());
+        name == domain || name.ends_with(&format!(".{domain}"))
+    }
+}
+
 fn conf(dir: &Path) -> String {
     let dir = dir.display();
     format!(
@@ -127,8 +141,12 @@ impl Unbound {
 
     /// How many logged queries were for `name` (any case, with or without the final dot).
     pub fn count(&self, name: &str) -> Result<usize> {
-        let want = name.trim_end_matches('.');
-        Ok(self.query_log()?.iter().filter(|q| q.name.trim_end_matches('.').eq_ignore_ascii_case(want)).count())
+        Ok(self.query_log()?.iter().filter(|q| q.is(name)).count())
+    }
+
+    /// The logged queries for `domain` or a name below it.
+    pub fn queries_under(&self, domain: &str) -> Result<Vec<LoggedQuery>> {
+        Ok(self.query_log()?.into_iter().filter(|q| q.is_under(domain)).collect())
     }
 
     /// Lets Unbound run on after the guard is gone.
