@@ -26,38 +26,18 @@ pub struct Options {
     down: bool,
 }
 
-/// One query of step 5 and who should answer it.
-struct Query {
-    client: Client,
-    server: &'static str,
-    name: &'static str,
-    rtype: &'static str,
-    edns: bool,
-    filter: bool,
-}
-
-const fn q(
-    client: Client,
-    server: &'static str,
-    name: &'static str,
-    rtype: &'static str,
-    edns: bool,
-    filter: bool,
-) -> Query {
-    Query { client, server, name, rtype, edns, filter }
-}
-
-const QUERIES: &[Query] = &[
-    q(Client::Dig, EDGE_V4, "allostreaming.com", "A", false, true),
-    q(Client::Dig, EDGE_V6, "allostreaming.com", "AAAA", false, true),
-    q(Client::Dig, EDGE_V4, "www.alloshowtv.com", "A", false, true),
-    q(Client::Dig, EDGE_V4, "alloshare.com", "A", true, true),
-    q(Client::Kdig, EDGE_V6, "www.allomovies.com", "AAAA", true, true),
-    q(Client::Dig, EDGE_V4, "allostreaming.example", "A", true, true),
-    q(Client::Dig, EDGE_V4, "allofilms.example", "A", true, true),
-    q(Client::Kdig, EDGE_V6, "www.allofilms.example", "AAAA", false, true),
-    q(Client::Dig, EDGE_V4, "example.com", "A", true, false),
-    q(Client::Kdig, EDGE_V6, "notallostreaming.com", "AAAA", true, false),
+/// The queries of step 5: client, server, name, type, EDNS, and whether the filter should answer.
+const QUERIES: &[(Client, &str, &str, &str, bool, bool)] = &[
+    (Client::Dig, EDGE_V4, "allostreaming.com", "A", false, true),
+    (Client::Dig, EDGE_V6, "allostreaming.com", "AAAA", false, true),
+    (Client::Dig, EDGE_V4, "www.alloshowtv.com", "A", false, true),
+    (Client::Dig, EDGE_V4, "alloshare.com", "A", true, true),
+    (Client::Kdig, EDGE_V6, "www.allomovies.com", "AAAA", true, true),
+    (Client::Dig, EDGE_V4, "allostreaming.example", "A", true, true),
+    (Client::Dig, EDGE_V4, "allofilms.example", "A", true, true),
+    (Client::Kdig, EDGE_V6, "www.allofilms.example", "AAAA", false, true),
+    (Client::Dig, EDGE_V4, "example.com", "A", true, false),
+    (Client::Kdig, EDGE_V6, "notallostreaming.com", "AAAA", true, false),
 ];
 
 pub fn run(options: &Options) -> Result<()> {
@@ -139,13 +119,10 @@ fn queries(lab: &Lab) -> Result<()> {
             .to_vec(),
     ];
     let mut unexpected = Vec::new();
-    for query in QUERIES {
+    for &(client, server, name, rtype, edns, filter) in QUERIES {
         testbed::check_interrupt().map_err(|e| anyhow!(e))?;
-        let opts = Opts { edns: query.edns, ..Opts::default() };
-        let reply = query
-            .client
-            .query(&lab.net.client, query.server, query.name, query.rtype, &opts)
-            .map_err(|e| anyhow!(e))?;
+        let opts = Opts { edns, ..Opts::default() };
+        let reply = client.query(&lab.net.client, server, name, rtype, &opts).map_err(|e| anyhow!(e))?;
         let who = reply.who(STOP_PAGES);
         let evidence = match &who {
             Who::Filter(e) => e.clone(),
@@ -154,22 +131,22 @@ fn queries(lab: &Lab) -> Result<()> {
         };
         let addresses = reply.addresses();
         rows.push(vec![
-            query.client.name().into(),
-            query.server.into(),
-            query.name.into(),
-            query.rtype.into(),
-            if query.edns { "yes" } else { "no" }.into(),
+            client.name().into(),
+            server.into(),
+            name.into(),
+            rtype.into(),
+            if edns { "yes" } else { "no" }.into(),
             who.to_string(),
             reply.status.clone().unwrap_or_else(|| "-".into()),
             if addresses.is_empty() { "-".into() } else { addresses.join(" ") },
             evidence,
         ]);
-        if matches!(who, Who::Filter(_)) != query.filter || matches!(who, Who::Nobody | Who::Unclear) {
-            unexpected.push(format!("{} {} {}:\n{}", query.client.name(), query.name, query.rtype, reply.raw));
+        if matches!(who, Who::Filter(_)) != filter || matches!(who, Who::Nobody | Who::Unclear) {
+            unexpected.push(format!("{} {name} {rtype}:\n{}", client.name(), reply.raw));
         }
     }
     print_table(&rows);
-    let allowed = QUERIES.iter().filter(|q| !q.filter).count();
+    let allowed = QUERIES.iter().filter(|q| !q.5).count();
     let received = lab.unbound.total_queries().map_err(|e| anyhow!(e))?;
     let logged: Vec<String> = lab
         .unbound
