@@ -68,11 +68,8 @@ pub fn run(options: &Options) -> Result<()> {
         show(&lab)?;
         Ok(lab)
     });
-    let lab = match result {
-        Ok(lab) => lab,
-        Err(e) if testbed::check_interrupt().is_err() => bail!("{e} (everything the demo started is removed)"),
-        Err(e) => return Err(e),
-    };
+    // On an error or Ctrl-C the lab has been dropped, and so torn down, already.
+    let lab = result.context("the demo stopped (everything it started is removed)")?;
     if options.keep {
         return keep(lab);
     }
