@@ -2,6 +2,7 @@
 
 use std::{
     fs::OpenOptions,
+    os::unix::process::CommandExt as _,
     path::Path,
     process::{Command, Output, Stdio},
 };
@@ -24,10 +25,11 @@ pub fn display(cmd: &Command) -> String {
         .join(" ")
 }
 
-/// Runs `cmd` (stdin closed) and returns what it printed, whatever its exit status; fails only
-/// when it cannot be started.
+/// Runs `cmd` (stdin closed, in a process group of its own, so that Ctrl-C reaches only the
+/// caller) and returns what it printed, whatever its exit status; fails only when it cannot be
+/// started.
 pub fn capture(cmd: &mut Command) -> Result<Output> {
-    cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot run `{}`: {e}", display(cmd)))
+    cmd.stdin(Stdio::null()).process_group(0).output().map_err(|e| format!("cannot run `{}`: {e}", display(cmd)))
 }
 
 /// Runs `cmd` and returns its stdout; fails, with its output, unless it exits 0.

@@ -220,3 +220,120 @@ impl Reply {
         Who::Unclear
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// dig 9.18, the filter's NXDOMAIN to an EDNS query.
+    const DIG_NXDOMAIN: &str = "
+; <<>> DiG 9.18.49-1~deb12u3-Debian <<>> @fd53::2 alloshare.com AAAA +cookie
+;; Got answer:
+;; ->>HEADER<<- opcode: QUERY, status: NXDOMAIN, id: 61187
+;; flags: qr rd ra; QUERY: 1, ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 1
+
+;; OPT PSEUDOSECTION:
+; EDNS: version: 0, flags:; udp: 1232
+; EDE: 16 (Censored)
+;; QUESTION SECTION:
+;AlLoShArE.com.			IN	AAAA
+
+;; AUTHORITY SECTION:
+AlLoShArE.com.		300	IN	SOA	dnsfilter.invalid. hostmaster.dnsfilter.invalid. 1 3600 600 86400 300
+
+;; Query time: 0 msec
+;; SERVER: fd53::2#53(fd53::2) (UDP)
+;; MSG SIZE  rcvd: 129
+";
+
+    /// kdig 3.2, the filter's truncated answer without EDNS.
+    const KDIG_TC: &str = ";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 26219
+;; Flags: qr tc rd ra; QUERY: 1; ANSWER: 0; AUTHORITY: 0; ADDITIONAL: 0
+
+;; QUESTION SECTION:
+;; allomovies.com.     		IN	AAAA
+
+;; Received 32 B
+;; From fd53::2@53(UDP) in 0.1 ms
+";
+
+    /// kdig 3.2, Unbound's answer to an EDNS query.
+    const KDIG_RESOLVER: &str = ";; ->>HEADER<<- opcode: QUERY; status: NOERROR; id: 42025
+;; Flags: qr aa rd ra; QUERY: 1; ANSWER: 1; AUTHORITY: 0; ADDITIONAL: 1
+
+;; EDNS PSEUDOSECTION:
+;; Version: 0; flags: ; UDP size: 1232 B; ext-rcode: NOERROR
+
+;; QUESTION SECTION:
+;; status.allostreaming.com.		IN	A
+
+;; ANSWER SECTION:
+status.allostreaming.com.	300	IN	A	10.99.99.99
+
+;; Received 69 B
+;; From 10.53.0.2@53(TCP) in 0.2 ms
+";
+
+    #[test]
+    fn dig_nxdomain_from_the_filter() {
+        let r = Reply::parse(DIG_NXDOMAIN);
+        assert_eq!(r.status.as_deref(), Some("NXDOMAIN"));
+        assert_eq!(r.flags, ["qr", "rd", "ra"]);
+        assert_eq!(r.question.as_deref(), Some("AlLoShArE.com."));
+        assert!(r.answer.is_empty() && r.edns && r.warnings().is_empty());
+        assert_eq!(r.ede.as_deref(), Some("16 (Censored)"));
+        assert_eq!(r.transport.as_deref(), Some("UDP"));
+        let soa = r.soa().unwrap();
+        assert_eq!((soa.name.as_str(), soa.ttl.as_str()), ("AlLoShArE.com.", "300"));
+        assert!(soa.data.starts_with("dnsfilter.invalid. hostmaster.dnsfilter.invalid. 1 "));
+        assert_eq!(r.who(&[]), Who::Filter("SOA dnsfilter.invalid., EDE 16 (Censored)".into()));
+    }
+
+    #[test]
+    fn kdig_truncated_answer_has_no_evidence_but_its_flag() {
+        let r = Reply::parse(KDIG_TC);
+        assert!(r.flag("tc") && !r.flag("aa") && !r.edns && r.ede.is_none());
+        assert_eq!(r.question.as_deref(), Some("allomovies.com."));
+        assert_eq!(r.who(&[]), Who::Unclear);
+    }
+
+    #[test]
+    fn kdig_answer_from_the_resolver() {
+        let r = Reply::parse(KDIG_RESOLVER);
+        assert!(r.edns && r.ede.is_none());
+        assert_eq!(r.addresses(), ["10.99.99.99"]);
+        assert_eq!(r.transport.as_deref(), Some("TCP"));
+        assert_eq!(r.who(&["192.0.2.80"]), Who::Resolver);
+    }
+
+    #[test]
+    fn a_stop_page_address_is_evidence() {
+        let raw = ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n;; ANSWER SECTION:\n\
+                   allofilms.example.\t300\tIN\tA\t192.0.2.80\n";
+        assert_eq!(Reply::parse(raw).who(&["192.0.2.80"]), Who::Filter("stop page 192.0.2.80".into()));
+        assert_eq!(Reply::parse(raw).who(&[]), Who::Unclear);
+    }
+
+    #[test]
+    fn no_answer() {
+        let dig = ";; communications error to 10.53.0.2#53: timed out\n;; no servers could be reached\n";
+        assert_eq!(Reply::parse(dig).who(&[]), Who::Nobody);
+        let kdig =
+            ";; WARNING: response timeout for 10.53.0.2@53(UDP)\n;; ERROR: failed to query server 10.53.0.2@53(UDP)\n";
+        let r = Reply::parse(kdig);
+        assert_eq!((r.who(&[]), r.warnings().len()), (Who::Nobody, 1));
+    }
+
+    #[test]
+    fn client_options() {
+        let o = Opts { edns: false, cookie: true, ignore_tc: true, time: 1 };
+        assert_eq!(
+            Client::Dig.command_line("10.53.0.2", "x.com", "A", &o),
+            ["dig", "@10.53.0.2", "x.com", "A", "+noedns", "+cookie", "+ignore", "+time=1", "+tries=1"]
+        );
+        assert_eq!(
+            Client::Kdig.command_line("fd53::2", "x.com", "AAAA", &Opts::default()),
+            ["kdig", "@fd53::2", "x.com", "AAAA", "+edns", "+nocookie", "+noignore", "+time=2", "+retry=0"]
+        );
+    }
+}

@@ -70,3 +70,16 @@ impl Dnsperf {
         Summary::parse(&std::fs::read_to_string(&self.out).map_err(|e| format!("{}: {e}", self.out.display()))?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_statistics() {
+        let out = "Statistics:\n\n  Queries sent:         4000\n  Queries completed:    3990 (99.75%)\n  \
+                   Queries lost:         10 (0.25%)\n\n  Response codes:       NOERROR 3990 (100.00%)\n";
+        assert_eq!(Summary::parse(out).unwrap(), Summary { sent: 4000, completed: 3990, lost: 10 });
+        assert!(Summary::parse("Error: cannot open data file").is_err());
+    }
+}

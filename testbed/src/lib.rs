@@ -171,3 +171,21 @@ pub fn tail(text: &str, lines: usize) -> &str {
     let start = text.char_indices().rev().filter(|&(_, c)| c == '\n').nth(lines).map_or(0, |(i, _)| i + 1);
     &text[start..]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc\n");
+        assert_eq!(tail("a\nb", 5), "a\nb");
+        assert_eq!(tail("", 3), "");
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("t"), unique_name("t"));
+        assert!(unique_name("t").starts_with(&format!("dnsf-t-{}-", std::process::id())));
+    }
+}

@@ -33,6 +33,13 @@ pub struct LoggedQuery {
 }
 
 impl LoggedQuery {
+    /// Parses a `log-queries` line: `[TIME] unbound[PID:TID] info: CLIENT NAME TYPE CLASS`.
+    pub fn parse(line: &str) -> Option<LoggedQuery> {
+        let fields: Vec<&str> = line.split(" info: ").nth(1)?.split_whitespace().collect();
+        let [client, name, rtype, "IN"] = fields.as_slice() else { return None };
+        Some(LoggedQuery { client: client.to_string(), name: name.to_string(), rtype: rtype.to_string() })
+    }
+
     /// Whether the query was for `name` (any case, with or without the final dot).
     pub fn is(&self, name: &str) -> bool {
         self.name.trim_end_matches('.').eq_ignore_ascii_case(name.trim_end_matches('.'))
@@ -123,20 +130,7 @@ impl Unbound {
     /// The query log (`log-queries: yes`).
     pub fn query_log(&self) -> Result<Vec<LoggedQuery>> {
         let text = std::fs::read_to_string(&self.log).map_err(|e| format!("{}: {e}", self.log.display()))?;
-        Ok(text
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(" info: ").nth(1)?.split_whitespace().collect();
-                match f.as_slice() {
-                    [client, name, rtype, "IN"] => Some(LoggedQuery {
-                        client: client.to_string(),
-                        name: name.to_string(),
-                        rtype: rtype.to_string(),
-                    }),
-                    _ => None,
-                }
-            })
-            .collect())
+        Ok(text.lines().filter_map(LoggedQuery::parse).collect())
     }
 
     /// How many logged queries were for `name` (any case, with or without the final dot).
@@ -152,5 +146,37 @@ impl Unbound {
     /// Lets Unbound run on after the guard is gone.
     pub fn keep(self) {
         self.child.keep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_log_lines() {
+        let q = LoggedQuery::parse("[1795942531] unbound[8730:0] info: fd53::1 www.AlLo.com. AAAA IN").unwrap();
+        assert_eq!(q, LoggedQuery { client: "fd53::1".into(), name: "www.AlLo.com.".into(), rtype: "AAAA".into() });
+        assert!(q.is("WWW.allo.com") && q.is("www.allo.com.") && !q.is("allo.com"));
+        assert!(q.is_under("allo.com") && q.is_under("ALLO.COM.") && q.is_under("www.allo.com"));
+        assert!(!q.is_under("lo.com") && !q.is_under("w.allo.com"));
+        assert_eq!(LoggedQuery::parse("[1795942530] unbound[8730:0] info: start of service (unbound 1.17.1)."), None);
+        assert_eq!(LoggedQuery::parse("[1795942531] unbound[8730:0] info: 10.53.0.1 x.com. TXT CH"), None);
+    }
+
+    #[test]
+    fn the_config_answers_every_name_and_logs_and_counts_queries() {
+        let c = conf(Path::new("/tmp/x"));
+        for line in [
+            "local-zone: \".\" redirect",
+            "local-data: \". 300 IN A 10.99.99.99\"",
+            "local-data: \". 300 IN AAAA fd99::99\"",
+            "log-queries: yes",
+            "logfile: \"/tmp/x/unbound.log\"",
+            "control-interface: /tmp/x/unbound.ctl",
+            "control-use-cert: no",
+        ] {
+            assert!(c.lines().any(|l| l.trim() == line), "{line} missing:\n{c}");
+        }
     }
 }
