@@ -153,7 +153,7 @@ fn queries(lab: &Lab) -> Result<()> {
         .map(|q| format!("{} {}", q.name, q.rtype))
         .collect();
     println!(
-        "\n  Unbound received {received} queries (unbound-control stats_noreset), {allowed} were for allowed names."
+        "\n  Unbound received {received} queries (unbound-control stats_noreset): the {allowed} for allowed names."
     );
     println!("  Its query log: {}", logged.join(", "));
     if !unexpected.is_empty() {
