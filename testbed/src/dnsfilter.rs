@@ -152,7 +152,7 @@ impl DnsFilter {
 
     /// Kills the daemon with SIGKILL: the filter stays attached through its pins.
     pub fn kill(&mut self) -> Option<ExitStatus> {
-        self.child.take().map(|mut c| c.kill())
+        self.child.take().and_then(|mut c| c.kill())
     }
 
     /// Leaves the daemon running and the filter attached.

@@ -3,10 +3,7 @@
 use std::{
     ffi::OsStr,
     fs::File,
-    os::{
-        fd::AsRawFd as _,
-        unix::process::{CommandExt as _, ExitStatusExt as _},
-    },
+    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     path::Path,
     process::{Command, ExitStatus},
 };
@@ -135,9 +132,9 @@ impl Child {
     }
 
     /// Kills the process (SIGKILL) and reaps it; returns how it ended.
-    pub fn kill(&mut self) -> ExitStatus {
+    pub fn kill(&mut self) -> Option<ExitStatus> {
         let _ = self.0.kill();
-        self.0.wait().unwrap_or(ExitStatus::from_raw(0))
+        self.0.wait().ok()
     }
 
     /// Lets the process run on after the guard is gone.
