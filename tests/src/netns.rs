@@ -1,62 +1,34 @@
-//! Network namespaces and veth pairs that are removed when dropped, even when a test fails.
+//! Network namespaces and child processes removed when dropped, even when a test fails: the
+//! guards of the `testbed` crate, which panic here instead of returning errors.
 
-use std::process::Command;
+use std::{ops::Deref, process::Command};
+
+pub use testbed::Child;
 
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}{}",
-        args,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    testbed::cmd::sh(args).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A network namespace, deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
+/// A network namespace with a name of its own (`PREFIX-PID-N`), deleted on drop.
+pub struct Netns(testbed::Netns);
 
 impl Netns {
     pub fn new(prefix: &str) -> Netns {
-        let name = format!("{prefix}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        sh(&["ip", "netns", "add", &name]);
-        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
-        Netns { name }
+        Netns(testbed::Netns::unique(prefix).unwrap_or_else(|e| panic!("{e}")))
     }
 
-    /// Runs `args` inside the namespace.
+    /// Runs `args` inside the namespace and returns its stdout.
     pub fn exec(&self, args: &[&str]) -> String {
-        let mut full = vec!["ip", "netns", "exec", &self.name];
-        full.extend_from_slice(args);
-        sh(&full)
-    }
-
-    /// A command prepared to run inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
+        self.0.exec(args).unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
+impl Deref for Netns {
+    type Target = testbed::Netns;
 
-/// A child process killed on drop.
-pub struct Child(pub std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+    fn deref(&self) -> &testbed::Netns {
+        &self.0
     }
 }
 

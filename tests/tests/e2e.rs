@@ -1,445 +1,443 @@
-//! End to end: the real `dnsfilter run` binary attached in native mode to a veth in a network
-//! namespace in front of a real resolver (Unbound), and real clients (dig, kdig) in another
-//! namespace. Blocked names get the filter's NXDOMAIN; everything else gets the resolver's
-//! answer; once the filter stops, the resolver answers again.
+//! End to end: the real `dnsfilter run` daemon attached in native mode to the edge end of a veth
+//! pair, in front of a real resolver (Unbound), with real clients (dig, kdig, dnsperf) in a
+//! client namespace; the testbed crate builds it. Unbound answers every name itself and logs
+//! every query, so a blocked query that reaches it cannot go unnoticed.
+//!
+//! Each test has its own testbed (namespaces, pins, folders), so they run in parallel; the two
+//! load tests take turns, so that their loss figures do not depend on each other.
 
 use std::{
-    ffi::CString,
-    fs,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::unix::process::ExitStatusExt as _,
     path::{Path, PathBuf},
-    process::{Command, ExitStatus, Stdio},
+    process::Command,
+    sync::{Mutex, OnceLock},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use filter_tests::{
-    netns::{Child, Netns},
-    privileged,
+use filter_tests::privileged;
+use testbed::{
+    Client, EDGE_IF, EDGE_V4, EDGE_V6, Lab, Opts, RESOLVER_V4, RESOLVER_V6, Reply, Who,
+    dig::FILTER_MNAME,
+    dnsperf::{Dnsperf, Load, Summary},
 };
 
-const CLIENT_V4: &str = "10.53.0.1";
-const EDGE_V4: &str = "10.53.0.2";
-const CLIENT_V6: &str = "fd53::1";
-const EDGE_V6: &str = "fd53::2";
+const STOP_V4: &str = "192.0.2.80";
+const STOP_V6: &str = "2001:db8::80";
+const CENSORED: &str = "16 (Censored)";
 
-/// A scratch directory removed on drop. When the test is failing it first prints the logs
-/// of the processes that wrote into it.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("{prefix}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).expect("create the temp dir");
-        TempDir(path)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
+/// The debug `dnsfilter`, built once per test process (a no-op when fresh).
+fn dnsfilter_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(&cargo)
+            .args(["build", "-p", "filter-user", "--bin", "dnsfilter"])
+            .current_dir(&root)
+            .status()
+            .unwrap_or_else(|e| panic!("run {cargo}: {e}"));
+        assert!(status.success(), "cargo build -p filter-user --bin dnsfilter failed: {status}");
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |d| root.join(d));
+        target.join("debug").join("dnsfilter")
+    })
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if thread::panicking() {
-            for log in ["dnsfilter.stderr", "dnsfilter.stdout", "unbound.stderr"] {
-                if let Ok(text) = fs::read_to_string(self.file(log)) {
-                    eprintln!("----- {log} -----\n{text}");
-                }
-            }
-        }
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A pin folder removed (links detached first) when dropped, even after a failure.
-struct PinDir(PathBuf);
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let pins = filter_user::loader::Pins::new(&self.0);
-        for iface in pins.linked() {
-            let _ = pins.detach(&iface);
-        }
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// An XDP program that passes everything, attached (native mode, through a bpf_link) to an
-/// interface of a namespace; detached when dropped or when the interface goes away.
-///
-/// Frames sent with XDP_TX on one end of a veth pair land in the peer's ring, but the veth
-/// driver only kicks the peer's NAPI for them when the peer has an XDP program itself
-/// (`veth_xdp_flush`): with GRO alone they sit in the ring and the client never sees the
-/// answer. The kernel selftests attach such a dummy to veth peers for the same reason.
-struct XdpPass {
-    _link: OwnedFd,
-}
-
-/// `union bpf_attr` for BPF_PROG_LOAD, up to the fields used here.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// `union bpf_attr` for BPF_LINK_CREATE, up to the fields used here.
-#[repr(C)]
-#[derive(Default)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-}
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
-    // SAFETY: attr is a live, initialised bpf_attr prefix of the size passed; the kernel zero
-    // extends it.
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<T>()) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a successful BPF_PROG_LOAD/BPF_LINK_CREATE returns a new fd that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-impl XdpPass {
-    fn attach(ns: &Netns, iface: &str) -> XdpPass {
-        const BPF_PROG_LOAD: libc::c_long = 5;
-        const BPF_LINK_CREATE: libc::c_long = 28;
-        const BPF_PROG_TYPE_XDP: u32 = 6;
-        const BPF_XDP: u32 = 37;
-        const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
-        // r0 = XDP_PASS; exit
-        let insns: [u64; 2] = [0xb7 | (2 << 32), 0x95];
-        let license = c"GPL";
-        let netns = fs::File::open(format!("/var/run/netns/{}", ns.name)).expect("open the netns");
-        let iface = CString::new(iface).expect("interface name");
-        // setns changes only the calling thread's namespace: do it in a thread of its own.
-        let link = thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns with a namespace fd we hold open.
-                let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-                // SAFETY: a NUL-terminated name.
-                let ifindex = unsafe { libc::if_nametoindex(iface.as_ptr()) };
-                assert_ne!(ifindex, 0, "{iface:?}: {}", std::io::Error::last_os_error());
-                let mut load = ProgLoadAttr {
-                    prog_type: BPF_PROG_TYPE_XDP,
-                    insn_cnt: 2,
-                    insns: insns.as_ptr() as u64,
-                    license: license.as_ptr() as u64,
-                    ..Default::default()
-                };
-                load.prog_name[..8].copy_from_slice(b"xdp_pass");
-                let prog = bpf(BPF_PROG_LOAD, &mut load).expect("load the XDP_PASS program");
-                let mut create = LinkCreateAttr {
-                    prog_fd: prog.as_raw_fd() as u32,
-                    target_ifindex: ifindex,
-                    attach_type: BPF_XDP,
-                    flags: XDP_FLAGS_DRV_MODE,
-                };
-                bpf(BPF_LINK_CREATE, &mut create).expect("attach the XDP_PASS program")
-            })
-            .join()
-            .expect("attach thread")
-        });
-        XdpPass { _link: link }
-    }
-}
-
-/// What dig said.
-#[derive(Debug)]
-struct DigResult {
-    /// The `status:` of the header (NOERROR, NXDOMAIN, …); empty when there was no answer.
-    status: String,
-    /// Records of the answer section, whitespace collapsed to single spaces.
-    answers: Vec<String>,
-    /// Records of the authority section, whitespace collapsed to single spaces.
-    authority: Vec<String>,
-    raw: String,
-}
-
-/// Runs `dig +time=2 +tries=1 ARGS` inside `ns` and parses its output.
-fn dig(ns: &Netns, args: &[&str]) -> DigResult {
-    let out = ns.command("dig").args(["+time=2", "+tries=1"]).args(args).output().expect("run dig");
-    let raw = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let status = raw
-        .lines()
-        .find_map(|l| l.split("status: ").nth(1))
-        .map(|s| s.split(',').next().unwrap_or("").trim().to_string())
-        .unwrap_or_default();
-    DigResult { status, answers: section(&raw, "ANSWER"), authority: section(&raw, "AUTHORITY"), raw }
-}
-
-/// The records of `;; NAME SECTION:` in dig's output.
-fn section(raw: &str, name: &str) -> Vec<String> {
-    let header = format!(";; {name} SECTION:");
-    raw.lines()
-        .skip_while(|l| l.trim() != header)
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter(|l| !l.starts_with(';'))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect()
-}
-
-/// The filter's latest counters line (it logs one a second with `--stats-interval 1`).
-fn filter_counters(tmp: &TempDir) -> String {
-    thread::sleep(Duration::from_millis(1200));
-    let out = fs::read_to_string(tmp.file("dnsfilter.stderr")).unwrap_or_default();
-    out.lines().rev().find(|l| l.contains("counters=")).unwrap_or("(no counters line)").to_string()
-}
-
-/// Asserts the answer came from the filter: NXDOMAIN with the filter's SOA and no warnings.
-#[track_caller]
-fn assert_blocked(r: &DigResult, tmp: &TempDir) {
-    let from_filter = r.status == "NXDOMAIN"
-        && r.answers.is_empty()
-        && r.authority.iter().any(|rr| {
-            let f: Vec<&str> = rr.split(' ').collect();
-            f.get(3) == Some(&"SOA") && f.get(4) == Some(&"dnsfilter.invalid.")
-        });
-    assert!(
-        from_filter,
-        "expected the filter's NXDOMAIN with an authority SOA whose MNAME is dnsfilter.invalid.:\n{}\nfilter {}",
-        r.raw,
-        filter_counters(tmp)
-    );
-    assert!(!r.raw.to_ascii_lowercase().contains("warning"), "dig warned about the filter's answer:\n{}", r.raw);
-}
-
-/// Asserts the resolver answered NOERROR with `addr` in the answer section.
-#[track_caller]
-fn assert_resolved(r: &DigResult, addr: &str) {
-    assert_eq!(r.status, "NOERROR", "expected the resolver's answer:\n{}", r.raw);
-    assert!(
-        r.answers.iter().any(|rr| rr.split(' ').nth(4) == Some(addr)),
-        "expected {addr} in the answer section:\n{}",
-        r.raw
-    );
-}
-
-/// Builds `dnsfilter` (a no-op when fresh) and returns its path.
-fn dnsfilter_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "-p", "filter-user", "--bin", "dnsfilter"])
-        .current_dir(&root)
-        .status()
-        .unwrap_or_else(|e| panic!("run {cargo}: {e}"));
-    assert!(status.success(), "cargo build -p filter-user --bin dnsfilter failed: {status}");
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir), // join keeps an absolute path as it is
-        None => root.join("target"),
-    };
-    let bin = target.join("debug").join("dnsfilter");
-    assert!(bin.is_file(), "{} missing after the build", bin.display());
-    bin
-}
-
-/// Polls `ok` every 100 ms until it holds or `timeout` passes.
-fn wait_for(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if ok() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    ok()
-}
-
-/// `ip -n NS link show IF`.
-fn link_show(ns: &Netns, iface: &str) -> String {
-    let out = Command::new("ip").args(["-n", &ns.name, "link", "show", iface]).output().expect("ip link show");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Whether `ip link show` reports a native-mode XDP program (`xdp`, not `xdpgeneric`).
-fn native_xdp(link: &str) -> bool {
-    link.lines().next().is_some_and(|l| l.split_whitespace().any(|w| w == "xdp"))
-}
-
-fn unbound_conf(dir: &Path) -> String {
+/// One `[[order]]` of a test orders file; `extra` holds more `key = value` lines.
+fn order(id: &str, action: &str, names: &[&str], extra: &str) -> String {
+    let names: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
     format!(
-        r#"server:
-  interface: {EDGE_V4}
-  interface: {EDGE_V6}
-  port: 53
-  access-control: 0.0.0.0/0 allow
-  access-control: ::/0 allow
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  directory: "{dir}"
-  pidfile: ""
-  use-syslog: no
-  logfile: ""
-  verbosity: 0
-  local-zone: "com." static
-  local-data: "allostreaming.com. 300 IN A 10.6.6.6"
-  local-data: "www.allostreaming.com. 300 IN A 10.6.6.7"
-  local-data: "notallostreaming.com. 300 IN A 10.7.7.7"
-  local-data: "example.com. 300 IN A 10.8.8.8"
-remote-control:
-  control-enable: no
-"#,
-        dir = dir.display()
+        "[[order]]\nid = {id:?}\nauthority = \"Test court\"\nreference = \"RG {id}\"\ndecided = 2020-01-02\n\
+         action = {action:?}\nnames = [{}]\n{extra}\n",
+        names.join(", ")
     )
 }
 
-fn log_file(tmp: &TempDir, name: &str) -> Stdio {
-    Stdio::from(fs::File::create(tmp.file(name)).expect("create a log file"))
+/// An orders file with the stop pages and `orders`.
+fn orders_file(orders: &[String]) -> String {
+    format!("[settings]\nstop_v4 = {STOP_V4:?}\nstop_v6 = {STOP_V6:?}\n\n{}", orders.concat())
+}
+
+/// A testbed of its own with the daemon running on `orders`.
+fn lab(tag: &str, orders: &str) -> Lab {
+    Lab::unique(tag, dnsfilter_binary(), orders, &[]).expect("start the testbed")
+}
+
+/// What a name should get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    Nxdomain,
+    Nodata,
+    Refused,
+    Truncate,
+    Redirect,
+    Drop,
+    /// Unbound's answer: an allowed name, an allow exception, a monitored name.
+    Resolver,
+}
+
+/// The names of the action test, typed in mixed case (0x20), and the counter each one moves.
+const NAMES: &[(&str, Expect, &str)] = &[
+    ("AlLoStReAmInG.CoM", Expect::Nxdomain, "answer_nxdomain"),
+    ("www.AlLoShOwTv.CoM", Expect::Nodata, "answer_nodata"),
+    ("AlLoShArE.cOm", Expect::Refused, "answer_refused"),
+    ("AlLoMoViEs.CoM", Expect::Truncate, "answer_truncate"),
+    ("AlLoFiLmS.eXaMpLe", Expect::Redirect, "answer_redirect"),
+    ("AlLoDrOp.ExAmPlE", Expect::Drop, "drop"),
+    ("StAtUs.AlLoStReAmInG.CoM", Expect::Resolver, "hit_allow"),
+    ("AlLoMoNiToR.eXaMpLe", Expect::Resolver, "hit_monitor"),
+    ("ExAmPlE.CoM", Expect::Resolver, "pass_no_match"),
+];
+
+/// One order per action, an allow exception and a monitored order.
+fn every_action() -> String {
+    orders_file(&[
+        order("nxdomain", "nxdomain", &["allostreaming.com"], "allow = [\"status.allostreaming.com\"]"),
+        order("nodata", "nodata", &["alloshowtv.com"], ""),
+        order("refused", "refused", &["alloshare.com"], ""),
+        order("truncate", "truncate", &["allomovies.com"], ""),
+        order("redirect", "redirect", &["allofilms.example"], ""),
+        order("drop", "drop", &["allodrop.example"], ""),
+        order("monitor", "nxdomain", &["allomonitor.example"], "mode = \"monitor\""),
+    ])
+}
+
+/// One query of the action test.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    client: Client,
+    server: &'static str,
+    name: &'static str,
+    expect: Expect,
+    opts: Opts,
+}
+
+impl Case {
+    /// A over IPv4, AAAA over IPv6.
+    fn rtype(&self) -> &'static str {
+        if self.server == EDGE_V4 { "A" } else { "AAAA" }
+    }
+
+    /// Every name × both families × {no EDNS, EDNS, EDNS with a cookie} × {dig, kdig}.
+    fn all() -> Vec<Case> {
+        let mut cases = Vec::new();
+        for &(name, expect, _) in NAMES {
+            for server in [EDGE_V4, EDGE_V6] {
+                for (edns, cookie) in [(false, false), (true, false), (true, true)] {
+                    for client in [Client::Dig, Client::Kdig] {
+                        // Show TC=1 instead of retrying over TCP (which reaches Unbound); a
+                        // dropped query is waited for one second.
+                        let opts =
+                            Opts { edns, cookie, ignore_tc: true, time: if expect == Expect::Drop { 1 } else { 2 } };
+                        cases.push(Case { client, server, name, expect, opts });
+                    }
+                }
+            }
+        }
+        cases
+    }
+
+    /// What is wrong with `r` as the answer to this query, if anything.
+    fn check(&self, r: &Reply) -> Result<(), String> {
+        if self.expect == Expect::Drop {
+            return match &r.status {
+                None => Ok(()),
+                Some(s) => Err(format!("a dropped query got an answer ({s})")),
+            };
+        }
+        let warnings = r.warnings();
+        if !warnings.is_empty() {
+            return Err(format!("the client warned: {warnings:?}"));
+        }
+        // 0x20: the answer repeats the question as sent. kdig lowercases names before sending
+        // them, so only dig's question keeps the mixed case.
+        let sent = format!("{}.", self.name);
+        let echoed = r.question.as_deref().unwrap_or("");
+        let same = match self.client {
+            Client::Dig => echoed == sent,
+            Client::Kdig => echoed.eq_ignore_ascii_case(&sent),
+        };
+        if !same {
+            return Err(format!("question {echoed:?} does not repeat {sent:?}"));
+        }
+        if self.expect == Expect::Resolver {
+            let want = if self.rtype() == "A" { RESOLVER_V4 } else { RESOLVER_V6 };
+            if r.who(&[STOP_V4, STOP_V6]) != Who::Resolver
+                || r.status.as_deref() != Some("NOERROR")
+                || r.addresses() != [want]
+            {
+                return Err(format!("expected Unbound's {want}"));
+            }
+            return Ok(());
+        }
+        let want_ede = self.opts.edns.then_some(CENSORED);
+        if r.edns != self.opts.edns || r.ede.as_deref() != want_ede {
+            return Err(format!(
+                "EDNS {} with EDE {:?}; expected EDNS {} with EDE {want_ede:?}",
+                r.edns, r.ede, self.opts.edns
+            ));
+        }
+        let filter_soa = r.soa().is_some_and(|s| s.data.split(' ').next() == Some(FILTER_MNAME));
+        let stop = if self.rtype() == "A" { STOP_V4 } else { STOP_V6 };
+        let (status, ok) = match self.expect {
+            Expect::Nxdomain => ("NXDOMAIN", r.answer.is_empty() && filter_soa),
+            Expect::Nodata => ("NOERROR", r.answer.is_empty() && filter_soa),
+            Expect::Refused => ("REFUSED", r.answer.is_empty() && r.authority.is_empty()),
+            Expect::Truncate => ("NOERROR", r.flag("tc") && r.answer.is_empty()),
+            Expect::Redirect => (
+                "NOERROR",
+                r.addresses() == [stop] && r.answer.iter().all(|rr| echoed == rr.name && rr.ttl.parse::<u32>().is_ok()),
+            ),
+            Expect::Drop | Expect::Resolver => unreachable!("handled above"),
+        };
+        if r.status.as_deref() != Some(status) || !ok {
+            return Err(format!("not the filter's {:?} answer", self.expect));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `cases` on `workers` threads; what each client printed, in order.
+fn ask_all(lab: &Lab, cases: &[Case], workers: usize) -> Vec<Reply> {
+    let chunk = cases.len().div_ceil(workers);
+    thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .chunks(chunk.max(1))
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|c| {
+                            c.client
+                                .query(&lab.net.client, c.server, c.name, c.rtype(), &c.opts)
+                                .expect("run the client")
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("query thread")).collect()
+    })
 }
 
 #[test]
-fn dig_gets_nxdomain_from_the_filter_and_the_resolver_answer_otherwise() {
-    if !privileged("e2e") {
+fn every_action_over_both_families_with_and_without_edns_from_dig_and_kdig() {
+    if !privileged("e2e actions") {
         return;
     }
-    let bin = dnsfilter_binary();
+    let lab = lab("e2e-act", &every_action());
+    let cases = Case::all();
+    let replies = ask_all(&lab, &cases, 12);
+    let failures: Vec<String> = cases
+        .iter()
+        .zip(&replies)
+        .filter_map(|(c, r)| {
+            c.check(r).err().map(|e| {
+                format!("{} @{} {} {} {:?}: {e}\n{}", c.client.name(), c.server, c.name, c.rtype(), c.opts, r.raw)
+            })
+        })
+        .collect();
+    assert!(failures.is_empty(), "{} of {} answers are wrong:\n{}", failures.len(), cases.len(), failures.join("\n"));
 
-    // Dropped in reverse order: processes first, then namespaces, then the directory.
-    let tmp = TempDir::new("dnsf-e2e");
-    let client = Netns::new("dnsf-cli");
-    let edge = Netns::new("dnsf-edge");
-
-    // Topology: client A (10.53.0.1, fd53::1) <-veth-> B (10.53.0.2, fd53::2) edge.
-    let tag = std::process::id() % 100_000;
-    let (a, b) = (format!("dfc{tag}"), format!("dfe{tag}"));
-    client.exec(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b, "netns", &edge.name]);
-    client.exec(&["ip", "addr", "add", &format!("{CLIENT_V4}/24"), "dev", &a]);
-    client.exec(&["ip", "-6", "addr", "add", &format!("{CLIENT_V6}/64"), "dev", &a, "nodad"]);
-    client.exec(&["ip", "link", "set", &a, "up"]);
-    edge.exec(&["ip", "addr", "add", &format!("{EDGE_V4}/24"), "dev", &b]);
-    edge.exec(&["ip", "-6", "addr", "add", &format!("{EDGE_V6}/64"), "dev", &b, "nodad"]);
-    edge.exec(&["ip", "link", "set", &b, "up"]);
-    // XDP_TX on B reaches A only if A runs NAPI (GRO), and only if A has an XDP program.
-    client.exec(&["ethtool", "-K", &a, "gro", "on"]);
-    let _client_xdp = XdpPass::attach(&client, &a);
-
-    // The resolver.
-    let conf = tmp.file("unbound.conf");
-    fs::write(&conf, unbound_conf(&tmp.0)).expect("write unbound.conf");
-    let unbound_log = fs::File::create(tmp.file("unbound.stderr")).expect("create unbound.stderr");
-    let mut unbound = Child(
-        edge.command("unbound")
-            .args(["-d", "-c"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(unbound_log.try_clone().expect("dup the log file"))
-            .stderr(unbound_log)
-            .spawn()
-            .expect("start unbound"),
+    // The resolver received the allowed queries and nothing else.
+    let per_name = cases.len() / NAMES.len();
+    let allowed: Vec<&str> = NAMES.iter().filter(|n| n.1 == Expect::Resolver).map(|n| n.0).collect();
+    assert_eq!(
+        lab.unbound.total_queries().expect("unbound stats"),
+        (allowed.len() * per_name) as u64,
+        "Unbound's query count"
     );
-    let up = wait_for(Duration::from_secs(10), || {
-        dig(&client, &["@10.53.0.2", "example.com", "+short", "+time=1"]).raw.contains("10.8.8.8")
-    });
-    if !up {
-        let exited = unbound.0.try_wait().ok().flatten();
-        panic!("unbound does not answer (exited: {exited:?})");
+    for &(name, expect, _) in NAMES {
+        let want = if expect == Expect::Resolver { per_name } else { 0 };
+        assert_eq!(lab.unbound.count(name).expect("unbound log"), want, "{name} in Unbound's query log");
     }
 
-    // Baseline: the resolver answers the name that is about to be blocked, over both families.
-    assert_resolved(&dig(&client, &["@10.53.0.2", "allostreaming.com", "A"]), "10.6.6.6");
-    assert_resolved(&dig(&client, &["@fd53::2", "www.allostreaming.com", "A"]), "10.6.6.7");
+    // Each query moved the counter of its outcome once.
+    let stats = lab.filter.stats().expect("dnsfilter stats");
+    for &(name, _, counter) in NAMES {
+        assert_eq!(stats["outcomes"][counter].as_u64(), Some(per_name as u64), "counter {counter} ({name}): {stats:#}");
+    }
+    assert_eq!(stats["outcomes"]["answer_failed"].as_u64(), Some(0), "answer_failed: {stats:#}");
+}
 
-    // The filter.
-    let pins = PinDir(PathBuf::from(format!("/sys/fs/bpf/dnsfilter-e2e-{}", std::process::id())));
-    let list = tmp.file("blocked.list");
-    fs::write(&list, "# a comment\nallostreaming.com\n").expect("write the list");
-    // Everything the daemon keeps goes to the scratch folder, not to /var/lib, /run, /var/log.
-    let config = tmp.file("dnsfilter.toml");
-    fs::write(&config, "").expect("write an empty config");
-    let mut filter = Child(
-        edge.command(bin.to_str().expect("utf-8 path"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--pin-dir")
-            .arg(&pins.0)
-            .arg("--state-dir")
-            .arg(tmp.file("state"))
-            .arg("--run-dir")
-            .arg(tmp.file("run"))
-            .args(["run", "--iface", &b, "--list"])
-            .arg(&list)
-            .arg("--audit-log")
-            .arg(tmp.file("audit.jsonl"))
-            .args(["--stats-interval", "1", "--detach-on-exit"])
-            .stdin(Stdio::null())
-            .stdout(log_file(&tmp, "dnsfilter.stdout"))
-            .stderr(log_file(&tmp, "dnsfilter.stderr"))
-            .spawn()
-            .expect("start dnsfilter"),
-    );
-    let mut early_exit: Option<ExitStatus> = None;
-    let attached = wait_for(Duration::from_secs(20), || {
-        if let Ok(Some(status)) = filter.0.try_wait() {
-            early_exit = Some(status);
-            return true;
+/// dnsperf rate per stream: modest, so that veth and CPU limits cause no loss of their own.
+const QPS: u32 = 1000;
+/// Length of each dnsperf run.
+const SECONDS: u32 = 4;
+
+/// The load tests run one at a time.
+static LOAD: Mutex<()> = Mutex::new(());
+
+/// Names blocked in every version of the list of the load tests.
+const ALWAYS_BLOCKED: &[&str] = &["allostreaming.com", "alloshowtv.com", "alloshare.com", "allomovies.com"];
+/// Queries of the blocked stream: names at or under an always-blocked name, in any case, and
+/// the two names that are blocked in every other version.
+const BLOCKED_QUERIES: &str = "allostreaming.com A\nwww.AlLoShOwTv.com AAAA\nALLOSHARE.COM A\nm.allomovies.com A\nflip-a.example A\nflip-b.example A\n";
+/// Queries of the allowed stream (no version of the list blocks them).
+const ALLOWED_QUERIES: &str = "example.com A\nwww.example.org AAAA\nnotallostreaming.com A\nallowed.example A\n";
+
+/// The orders of the load tests: the always-blocked names, and `flip-a.example` in even
+/// versions, `flip-b.example` in odd ones.
+fn load_version(version: u32) -> String {
+    let flip = if version.is_multiple_of(2) { "flip-a.example" } else { "flip-b.example" };
+    orders_file(&[order("always", "nxdomain", ALWAYS_BLOCKED, ""), order("flip", "nxdomain", &[flip], "")])
+}
+
+/// The allowed stream (to the IPv4 server) and the blocked stream (to the IPv6 server), each
+/// at [`QPS`] from the client.
+struct Streams {
+    allowed: Dnsperf,
+    blocked: Dnsperf,
+    seconds: u32,
+}
+
+impl Streams {
+    fn start(lab: &Lab, seconds: u32) -> Streams {
+        let dnsperf = |stream: &str, data: &str, server: &str| {
+            let file = lab.work.write(&format!("{stream}.queries"), data).expect("write the queries");
+            let load = Load { server, data: &file, seconds, qps: QPS, clients: 4 };
+            Dnsperf::start(&lab.net.client, &load, &lab.work.file(&format!("{stream}.dnsperf.log")))
+                .expect("start dnsperf")
+        };
+        Streams {
+            allowed: dnsperf("allowed", ALLOWED_QUERIES, EDGE_V4),
+            blocked: dnsperf("blocked", BLOCKED_QUERIES, EDGE_V6),
+            seconds,
         }
-        native_xdp(&link_show(&edge, &b))
-    });
-    if let Some(status) = early_exit {
-        panic!(
-            "dnsfilter exited early ({status}):\n{}",
-            fs::read_to_string(tmp.file("dnsfilter.stderr")).unwrap_or_default()
+    }
+
+    /// Waits for both to end: (allowed, blocked).
+    fn finish(self) -> (Summary, Summary) {
+        let wait = Duration::from_secs(u64::from(self.seconds) + 10);
+        (self.allowed.finish(wait).expect("allowed stream"), self.blocked.finish(wait).expect("blocked stream"))
+    }
+}
+
+/// Asserts that no always-blocked name reached Unbound.
+#[track_caller]
+fn assert_no_leak(lab: &Lab) {
+    for name in ALWAYS_BLOCKED {
+        let leaked = lab.unbound.queries_under(name).expect("unbound log");
+        assert!(
+            leaked.is_empty(),
+            "{} queries for {name} reached Unbound: {:?}",
+            leaked.len(),
+            &leaked[..leaked.len().min(5)]
         );
     }
-    assert!(attached, "no native XDP program on {b} after 20 s:\n{}", link_show(&edge, &b));
+}
 
-    // Blocked: the name, a subdomain in mixed case, and over IPv6.
-    assert_blocked(&dig(&client, &["@10.53.0.2", "allostreaming.com", "A"]), &tmp);
-    assert_blocked(&dig(&client, &["@10.53.0.2", "WwW.AllOstreaming.com", "A"]), &tmp);
-    assert_blocked(&dig(&client, &["@fd53::2", "www.allostreaming.com", "AAAA"]), &tmp);
+/// The allowed losses one run may have over another: a few queries, or 0.2 %.
+fn tolerance(s: &Summary) -> u64 {
+    5 + s.sent / 500
+}
 
-    // Not blocked: a name that only ends with the same characters, and another name.
-    assert_resolved(&dig(&client, &["@10.53.0.2", "notallostreaming.com", "A"]), "10.7.7.7");
-    assert_resolved(&dig(&client, &["@10.53.0.2", "example.com", "A"]), "10.8.8.8");
-    assert_resolved(&dig(&client, &["@fd53::2", "example.com", "A"]), "10.8.8.8");
+#[test]
+fn reloads_under_load_leak_no_blocked_name_and_lose_no_more_than_without() {
+    if !privileged("e2e reload under load") {
+        return;
+    }
+    let _turn = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("e2e-reload", &load_version(0));
 
-    // A second client implementation.
-    let out = client
-        .command("kdig")
-        .args(["@10.53.0.2", "allostreaming.com", "A", "+time=2", "+retry=0"])
-        .output()
-        .expect("run kdig");
-    let kdig = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(kdig.contains("NXDOMAIN"), "kdig did not get NXDOMAIN:\n{kdig}\nfilter {}", filter_counters(&tmp));
-    assert!(kdig.contains("dnsfilter.invalid."), "kdig's answer is not the filter's:\n{kdig}");
+    let (quiet, quiet_blocked) = Streams::start(&lab, SECONDS).finish();
+    let flip_a_quiet = lab.unbound.count("flip-a.example").expect("unbound log");
+    let before = lab.filter.generation().expect("status").expect("a generation");
+    let streams = Streams::start(&lab, SECONDS);
+    for version in 1..=SECONDS {
+        testbed::sleep(Duration::from_secs(1)).expect("sleep");
+        lab.rewrite_orders(&load_version(version)).expect("rewrite the orders");
+    }
+    let (busy, busy_blocked) = streams.finish();
+    testbed::sleep(Duration::from_millis(800)).expect("sleep");
+    let after = lab.filter.generation().expect("status").expect("a generation");
+    eprintln!("without reloads: allowed {quiet:?}, blocked {quiet_blocked:?}");
+    eprintln!("with {} reloads: allowed {busy:?}, blocked {busy_blocked:?}", after - before);
 
-    // Stop: SIGTERM, a clean exit, the program detached, the resolver answering again.
-    let pid = libc::pid_t::try_from(filter.0.id()).expect("pid");
-    // SAFETY: kill has no memory preconditions; pid is our own child, not yet reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill -TERM {pid}");
-    let mut exit: Option<ExitStatus> = None;
-    wait_for(Duration::from_secs(10), || {
-        exit = filter.0.try_wait().expect("wait for dnsfilter");
-        exit.is_some()
-    });
-    let exit = exit.expect("dnsfilter still running 10 s after SIGTERM");
     assert!(
-        exit.success(),
-        "dnsfilter exited with {exit} after SIGTERM:\n{}",
-        fs::read_to_string(tmp.file("dnsfilter.stderr")).unwrap_or_default()
+        after >= before + u64::from(SECONDS) - 1,
+        "the list changed {SECONDS} times but the generation went {before} -> {after}"
     );
-    let link = link_show(&edge, &b);
-    assert!(!link.contains("xdp"), "XDP program still attached after exit:\n{link}");
-    assert!(!pins.0.exists(), "--detach-on-exit left pins in {}", pins.0.display());
-    assert_resolved(&dig(&client, &["@10.53.0.2", "allostreaming.com", "A"]), "10.6.6.6");
+    assert_no_leak(&lab);
+    // The versions really took turns in the kernel: flip-a.example, blocked in version 0,
+    // reached Unbound only once an odd version was in force.
+    assert_eq!(flip_a_quiet, 0, "flip-a.example leaked while version 0 was in force");
+    assert!(
+        lab.unbound.count("flip-a.example").expect("unbound log") > 0,
+        "no odd version of the list came into force"
+    );
+    for run in [quiet, busy] {
+        assert!(run.sent >= u64::from(QPS * SECONDS) * 9 / 10, "dnsperf sent too little: {run:?}");
+    }
+    assert!(
+        busy.lost <= quiet.lost + tolerance(&quiet),
+        "reloads lost allowed queries: {} with reloads, {} without",
+        busy.lost,
+        quiet.lost
+    );
+    assert!(busy_blocked.lost <= quiet_blocked.lost + tolerance(&quiet_blocked), "reloads lost blocked queries");
+}
+
+#[test]
+fn blocking_holds_while_the_daemon_is_killed_and_restarted_under_load() {
+    if !privileged("e2e kill under load") {
+        return;
+    }
+    let _turn = LOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = lab("e2e-kill", &load_version(0));
+    let seconds = SECONDS + 2;
+    let streams = Streams::start(&lab, seconds);
+    testbed::sleep(Duration::from_millis(1500)).expect("sleep");
+    let killed = lab.filter.kill().expect("the daemon was running");
+    assert_eq!(killed.signal(), Some(libc::SIGKILL), "{killed}");
+    testbed::sleep(Duration::from_millis(1500)).expect("sleep");
+    let down = lab.filter.status().expect("status");
+    let orders = lab.orders();
+    lab.filter.run(&lab.net.edge, EDGE_IF, &orders, &[]).expect("restart the daemon");
+    let (allowed, blocked) = streams.finish();
+    eprintln!("allowed {allowed:?}, blocked {blocked:?}");
+
+    // Without its daemon the filter stayed attached, and the blocked names never leaked.
+    assert!(down["daemon_pid"].is_null(), "a daemon after SIGKILL: {down:#}");
+    assert_eq!(down["interfaces"][0]["attached"], true, "the filter left with its daemon: {down:#}");
+    assert_no_leak(&lab);
+    for run in [&allowed, &blocked] {
+        assert!(run.sent >= u64::from(QPS * seconds) * 9 / 10, "dnsperf sent too little: {run:?}");
+        assert!(run.lost <= tolerance(run), "queries lost across the kill and restart: {run:?}");
+    }
+}
+
+#[test]
+fn the_filter_outlives_its_daemon_and_detach_restores_the_resolver() {
+    if !privileged("e2e detach") {
+        return;
+    }
+    let mut lab = lab("e2e-detach", &orders_file(&[order("court", "nxdomain", &["allostreaming.com"], "")]));
+    let ask = |lab: &Lab, server: &str, rtype: &str| {
+        Client::Dig.query(&lab.net.client, server, "www.allostreaming.com", rtype, &Opts::default()).expect("dig")
+    };
+    let filtered = |r: &Reply| r.status.as_deref() == Some("NXDOMAIN") && matches!(r.who(&[]), Who::Filter(_));
+    let r = ask(&lab, EDGE_V4, "A");
+    assert!(filtered(&r), "expected the filter's NXDOMAIN:\n{}", r.raw);
+
+    // SIGTERM: a clean exit that leaves the filter attached and blocking.
+    let exit = lab.filter.stop().expect("stop the daemon");
+    assert!(exit.success(), "dnsfilter exited with {exit} after SIGTERM:\n{}", lab.filter.log());
+    let r = ask(&lab, EDGE_V6, "AAAA");
+    assert!(filtered(&r), "the filter stopped blocking with its daemon:\n{}", r.raw);
+
+    // detach: the resolver answers again.
+    let out = lab.filter.cli(&["detach", "--iface", EDGE_IF]).expect("dnsfilter detach");
+    assert!(out.contains(&format!("detached from {EDGE_IF}")), "{out}");
+    let link = lab.net.edge.exec(&["ip", "link", "show", EDGE_IF]).expect("ip link show");
+    assert!(!link.contains("xdp"), "an XDP program is still attached:\n{link}");
+    for (server, rtype, want) in [(EDGE_V4, "A", RESOLVER_V4), (EDGE_V6, "AAAA", RESOLVER_V6)] {
+        let r = ask(&lab, server, rtype);
+        assert!(r.who(&[]) == Who::Resolver && r.addresses() == [want], "expected Unbound's {want}:\n{}", r.raw);
+    }
+    assert_eq!(lab.unbound.count("www.allostreaming.com").expect("unbound log"), 2, "queries Unbound received");
+    assert!(
+        !lab.filter.pin_dir().exists(),
+        "detach of the last interface left pins in {}",
+        lab.filter.pin_dir().display()
+    );
 }

@@ -7,6 +7,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use testbed::cmd::display;
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> &'static Path {
@@ -42,20 +43,12 @@ fn path_with_cargo_bin() -> Option<OsString> {
     env::join_paths(std::iter::once(bin).chain(env::split_paths(&path))).ok()
 }
 
-/// The command as a shell-like string, for headers and errors.
-pub fn display(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|s| {
-            let s = s.to_string_lossy();
-            if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
-                format!("'{}'", s.replace('\'', r"'\''"))
-            } else {
-                s.into_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The target folder: `$CARGO_TARGET_DIR`, or `target/` in the workspace root.
+pub fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir), // join keeps an absolute path as it is
+        None => workspace_root().join("target"),
+    }
 }
 
 /// Prints `==> <command>`, runs it with inherited stdio and fails unless it exits 0.

@@ -1,5 +1,6 @@
 //! Developer tasks for the dnsfilter workspace, run as `cargo xtask <task>`.
 mod cmd;
+mod demo;
 mod setup;
 mod test;
 
@@ -23,22 +24,24 @@ enum Task {
     /// Run `setup`, `cargo build --release`, then `cargo test` over the whole workspace
     /// (host tests and privileged kernel tests).
     Test(test::Options),
-    /// NOT IMPLEMENTED YET: run a demo of the filter.
-    Demo,
+    /// Run the filter on a self-contained testbed (as root): install what is missing, build,
+    /// start Unbound and dnsfilter with the Allostreaming orders in network namespaces, query
+    /// them from a client namespace, show who answered, the counters and the provenance, then
+    /// tear everything down (also on Ctrl-C or failure).
+    Demo(demo::Options),
     /// NOT IMPLEMENTED YET: run the benchmarks.
     Bench,
 }
 
-// Tracking issues for the stub tasks; fill in the numbers once they are filed.
-const DEMO_ISSUE: &str = "4";
+// Tracking issue for the stub task.
 const BENCH_ISSUE: &str = "5";
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup => setup::run(),
         Task::Test(options) => test::run(&options),
-        // STUB: `demo` and `bench` are placeholders until they are built.
-        Task::Demo => return not_implemented("demo", DEMO_ISSUE),
+        Task::Demo(options) => demo::run(&options),
+        // STUB: `bench` is a placeholder until it is built.
         Task::Bench => return not_implemented("bench", BENCH_ISSUE),
     };
     match result {

@@ -110,7 +110,7 @@ fn dpkg_installed(package: &str) -> Result<bool> {
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
-fn is_root() -> Result<bool> {
+pub fn is_root() -> Result<bool> {
     let out = cmd::output(Command::new("id").arg("-u"))?;
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
