@@ -21,7 +21,7 @@ use filter_common::{
 const MAX_LOAD: f64 = 0.75;
 
 /// How a listed name applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
     /// The name and every name below it.
     Subtree,

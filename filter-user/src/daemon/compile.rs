@@ -3,7 +3,7 @@
 //! give each entry its counter group. Pure: no kernel, no clock, so every rule is unit-tested.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     path::{Path, PathBuf},
 };
 
@@ -75,9 +75,27 @@ pub struct Applied {
     pub how: How,
     pub loc: Loc,
     pub override_reason: Option<String>,
+    /// 128-bit fingerprint of [`Applied::key`] (two independent 64-bit hashes), computed
+    /// while the names are hot in cache, so diffs between generations of millions of entries
+    /// compare integers instead of chasing every name's labels.
+    pub fp: u128,
+    /// Index of the first entry with the same name (another scope), which shares its table
+    /// slot and counter group.
+    pub same_name_as: Option<usize>,
 }
 
 impl Applied {
+    /// Sets [`Applied::fp`] from the other fields.
+    pub fn with_fp(mut self) -> Applied {
+        use std::hash::{BuildHasher as _, BuildHasherDefault, Hash as _, Hasher as _};
+        let id = self.key();
+        let a = BuildHasherDefault::<FastHasher>::default().hash_one(id);
+        let mut sip = std::hash::DefaultHasher::new();
+        id.hash(&mut sip);
+        self.fp = (u128::from(a) << 64) | u128::from(sip.finish());
+        self
+    }
+
     /// Text name of the entry as written in lists: `name` or `*.name` for below-only.
     pub fn pattern(&self) -> String {
         let n = names::display(&self.labels);
@@ -95,9 +113,9 @@ impl Applied {
         }
     }
 
-    /// Identity for diffs between generations.
-    pub fn key(&self) -> (String, &'static str, &'static str, String) {
-        (names::display(&self.labels), self.scope_name(), self.action.name(), self.order.clone())
+    /// Identity for diffs between generations (borrowed: no allocation).
+    pub fn key(&self) -> (&[Vec<u8>], Scope, Action, &str) {
+        (&self.labels, self.scope, self.action, &self.order)
     }
 }
 
@@ -185,9 +203,8 @@ pub fn compile(
         })
         .collect();
     // Entries by (name, scope): the first listing wins; a different action elsewhere conflicts.
-    let mut by_key: BTreeMap<(String, u8), usize> = BTreeMap::new();
     // One table slot per name: `name` and `*.name` may both be listed, with one action.
-    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut seen = Seen::default();
     for l in listed {
         let Some(info) = out.orders.get_mut(l.order) else { continue };
         if !info.in_force {
@@ -215,10 +232,13 @@ pub fn compile(
             how: l.how,
             loc: l.loc,
             override_reason: l.override_reason,
-        };
-        let key = (names::display(&applied.labels), applied.scope as u8);
-        match by_key.get(&key) {
-            Some(&i) => {
+            fp: 0,
+            same_name_as: None,
+        }
+        .with_fp();
+        let slot = seen.slot(&out.entries, &applied.labels);
+        match slot.and_then(|s| s.get(Some(applied.scope))) {
+            Some(i) => {
                 let Some(first) = out.entries.get(i) else { continue };
                 if first.action != applied.action || first.stop != applied.stop {
                     errors.push(Diagnostic::new(
@@ -237,7 +257,8 @@ pub fn compile(
                 }
             }
             None => {
-                if let Some(first) = by_name.get(&key.0).and_then(|&i| out.entries.get(i))
+                let same_name = slot.and_then(|s| s.get(None));
+                if let Some(first) = same_name.and_then(|i| out.entries.get(i))
                     && (first.action != applied.action || first.ede != applied.ede || first.stop != applied.stop)
                 {
                     errors.push(Diagnostic::new(
@@ -255,9 +276,8 @@ pub fn compile(
                     continue;
                 }
                 info.entries += 1;
-                by_name.entry(key.0.clone()).or_insert(out.entries.len());
-                by_key.insert(key, out.entries.len());
-                out.entries.push(applied);
+                seen.insert(&out.entries, &applied.labels, applied.scope, out.entries.len());
+                out.entries.push(Applied { same_name_as: same_name, ..applied });
             }
         }
     }
@@ -267,8 +287,106 @@ pub fn compile(
     if !errors.is_empty() {
         return Err(errors);
     }
-    out.entries.sort_by(|a, b| a.key().cmp(&b.key()));
     Ok(out)
+}
+
+/// A fast, non-cryptographic hasher for the compile step's indexes (multiply-rotate over 8
+/// octets at a time). The keys are the operator's own lists, so flooding is not a concern;
+/// every index confirms a hit by comparing the real keys.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let mut w = [0u8; 8];
+        let rest = chunks.remainder();
+        w[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        filter_common::hash::fmix(self.0)
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// A `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+/// A `HashSet` with [`FastHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
+
+/// 64-bit fingerprint of a name.
+fn name_fp(labels: &[Vec<u8>]) -> u64 {
+    use std::hash::{BuildHasher as _, BuildHasherDefault};
+    BuildHasherDefault::<FastHasher>::default().hash_one(labels)
+}
+
+/// Index of the entries compiled so far, by name and by (name, scope), without copying names:
+/// fingerprints point at entries, and a hit is confirmed by comparing the labels. The rare
+/// fingerprint collision between two different names goes to an exact map.
+#[derive(Default)]
+struct Seen {
+    fp: FastMap<u64, Slot>,
+    exact: FastMap<Vec<Vec<u8>>, Slot>,
+}
+
+/// The entries of one name: the first of any scope, and the one of each scope.
+#[derive(Clone, Copy)]
+struct Slot {
+    any: usize,
+    scoped: [Option<usize>; 3],
+}
+
+impl Slot {
+    fn get(&self, scope: Option<Scope>) -> Option<usize> {
+        match scope {
+            None => Some(self.any),
+            Some(s) => self.scoped.get(s as usize).copied().flatten(),
+        }
+    }
+}
+
+impl Seen {
+    /// The entries of `labels` so far, found with one hash lookup.
+    fn slot(&self, entries: &[Applied], labels: &[Vec<u8>]) -> Option<Slot> {
+        let slot = *self.fp.get(&name_fp(labels))?;
+        if entries.get(slot.any).is_some_and(|e| e.labels == labels) {
+            return Some(slot);
+        }
+        self.exact.get(labels).copied()
+    }
+
+    fn insert(&mut self, entries: &[Applied], labels: &[Vec<u8>], scope: Scope, index: usize) {
+        let fp = name_fp(labels);
+        let fresh = Slot { any: index, scoped: [None; 3] };
+        let slot = match self.fp.get_mut(&fp) {
+            None => self.fp.entry(fp).or_insert(fresh),
+            Some(s) if entries.get(s.any).is_some_and(|e| e.labels == labels) => s,
+            Some(_) => self.exact.entry(labels.to_vec()).or_insert(fresh),
+        };
+        if let Some(x) = slot.scoped.get_mut(scope as usize) {
+            x.get_or_insert(index);
+        }
+    }
 }
 
 /// Why a blocking entry must not be loaded, if it must not.
@@ -354,12 +472,22 @@ impl Groups {
             }
         }
         // `name` and `*.name` share one table slot, hence one group: the first listed.
-        let mut slot_group: HashMap<&[Vec<u8>], u32> = HashMap::new();
+        let mut groups: Vec<u32> = Vec::with_capacity(entries.len());
+        // Consecutive entries mostly share their order: remember the last group handed out.
+        let mut last: Option<(&str, Action, u32)> = None;
         let rules = entries
             .iter()
             .map(|e| {
-                let own = self.index(&e.order, e.action, max, &mut fresh).unwrap_or(0);
-                let group = *slot_group.entry(e.labels.as_slice()).or_insert(own);
+                let own = match last {
+                    Some((o, a, g)) if o == e.order && a == e.action => g,
+                    _ => {
+                        let g = self.index(&e.order, e.action, max, &mut fresh).unwrap_or(0);
+                        last = Some((&e.order, e.action, g));
+                        g
+                    }
+                };
+                let group = e.same_name_as.and_then(|i| groups.get(i).copied()).unwrap_or(own);
+                groups.push(group);
                 Rule { labels: e.labels.clone(), scope: e.scope, action: e.action, ede: e.ede, group, stop: e.stop }
             })
             .collect();
@@ -374,19 +502,24 @@ pub struct Diff<'a> {
 }
 
 pub fn diff<'a>(old: &'a [Applied], new: &'a [Applied]) -> Diff<'a> {
-    let old_keys: std::collections::HashSet<_> = old.iter().map(Applied::key).collect();
-    let new_keys: std::collections::HashSet<_> = new.iter().map(Applied::key).collect();
-    Diff {
-        added: new.iter().filter(|e| !old_keys.contains(&e.key())).collect(),
-        removed: old.iter().filter(|e| !new_keys.contains(&e.key())).collect(),
+    // By name, scope, action and order (the fingerprint): an EDE or stop-page change is not
+    // an addition.
+    let old_keys: FastSet<u128> = old.iter().map(|e| e.fp).collect();
+    let new_keys: FastSet<u128> = new.iter().map(|e| e.fp).collect();
+    let mut added: Vec<&Applied> = new.iter().filter(|e| !old_keys.contains(&e.fp)).collect();
+    let mut removed: Vec<&Applied> = old.iter().filter(|e| !new_keys.contains(&e.fp)).collect();
+    // In name order for people (the audit log).
+    for v in [&mut added, &mut removed] {
+        v.sort_by_cached_key(|e| (names::display(&e.labels), e.scope, e.action, e.order.clone()));
     }
+    Diff { added, removed }
 }
 
 /// Whether two sets of entries (each sorted by [`Applied::key`], as [`compile`] leaves them)
 /// build the same kernel table: the same names, scopes, actions and orders (hence groups), and
 /// the same EDEs and stop pages. Provenance (file, line, approval) is not in the table.
 pub fn same_table(old: &[Applied], new: &[Applied]) -> bool {
-    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| a.key() == b.key() && a.ede == b.ede && a.stop == b.stop)
+    old.len() == new.len() && old.iter().zip(new).all(|(a, b)| a.fp == b.fp && a.ede == b.ede && a.stop == b.stop)
 }
 
 /// Refuses a change that touches more than the configured share of entries.
@@ -427,7 +560,9 @@ mod tests {
     }
 
     fn names_of(c: &Compiled) -> Vec<String> {
-        c.entries.iter().map(Applied::pattern).collect()
+        let mut v: Vec<String> = c.entries.iter().map(Applied::pattern).collect();
+        v.sort();
+        v
     }
 
     #[test]
@@ -602,17 +737,22 @@ mod tests {
 
     #[test]
     fn share_guard() {
-        let mk = |n: &str| Applied {
-            labels: names::canonical(n).unwrap(),
-            scope: Scope::Subtree,
-            action: Action::Nxdomain,
-            intended: Action::Nxdomain,
-            ede: Ede::Censored,
-            stop: None,
-            order: "o".into(),
-            how: How::Listed,
-            loc: Loc { file: "f".into(), line: 1 },
-            override_reason: None,
+        let mk = |n: &str| {
+            Applied {
+                labels: names::canonical(n).unwrap(),
+                scope: Scope::Subtree,
+                action: Action::Nxdomain,
+                intended: Action::Nxdomain,
+                ede: Ede::Censored,
+                stop: None,
+                order: "o".into(),
+                how: How::Listed,
+                loc: Loc { file: "f".into(), line: 1 },
+                override_reason: None,
+                fp: 0,
+                same_name_as: None,
+            }
+            .with_fp()
         };
         let old: Vec<_> = (0..20).map(|i| mk(&format!("s{i}.example"))).collect();
         let mut new = old.clone();
@@ -633,17 +773,22 @@ mod tests {
     #[test]
     fn groups_are_stable_and_reclaimed_when_full() {
         let mut g = Groups::default();
-        let e = |order: &str, action| Applied {
-            labels: names::canonical(&format!("{order}.{}.example", Action::name(action))).unwrap(),
-            scope: Scope::Subtree,
-            action,
-            intended: action,
-            ede: Ede::None,
-            stop: None,
-            order: order.into(),
-            how: How::Listed,
-            loc: Loc { file: "f".into(), line: 1 },
-            override_reason: None,
+        let e = |order: &str, action| {
+            Applied {
+                labels: names::canonical(&format!("{order}.{}.example", Action::name(action))).unwrap(),
+                scope: Scope::Subtree,
+                action,
+                intended: action,
+                ede: Ede::None,
+                stop: None,
+                order: order.into(),
+                how: How::Listed,
+                loc: Loc { file: "f".into(), line: 1 },
+                override_reason: None,
+                fp: 0,
+                same_name_as: None,
+            }
+            .with_fp()
         };
         let (r, fresh) = g.rules(&[e("a", Action::Nxdomain), e("b", Action::Drop), e("a", Action::Allow)], 3);
         assert_eq!(r.iter().map(|r| r.group).collect::<Vec<_>>(), [0, 1, 2]);
