@@ -419,7 +419,9 @@ impl Daemon {
             h.orders = compiled.orders.iter().map(|o| (o.order.id.clone(), o.in_force)).collect();
         }
         let entries = compiled.entries.len();
-        self.current = Some(compiled.entries.clone());
+        // One copy of the entries: they are what is in force; the rest is kept for dates.
+        let mut compiled = compiled;
+        self.current = Some(std::mem::take(&mut compiled.entries));
         self.compiled = Some(compiled);
         Ok(ApplyReport { generation, entries, added, removed, swapped: !unchanged })
     }
