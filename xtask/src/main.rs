@@ -1,4 +1,5 @@
 //! Developer tasks for the dnsfilter workspace, run as `cargo xtask <task>`.
+mod bench;
 mod cmd;
 mod setup;
 mod test;
@@ -25,21 +26,22 @@ enum Task {
     Test(test::Options),
     /// NOT IMPLEMENTED YET: run a demo of the filter.
     Demo,
-    /// NOT IMPLEMENTED YET: run the benchmarks.
-    Bench,
+    /// Run `setup`, then the benchmarks (BPF_PROG_TEST_RUN against calibration programs,
+    /// scale, load times, swaps): writes BENCHMARKS.md, bench/results.json and the plots.
+    /// Needs root.
+    Bench(bench::Options),
 }
 
-// Tracking issues for the stub tasks; fill in the numbers once they are filed.
+// Tracking issue for the stub task.
 const DEMO_ISSUE: &str = "4";
-const BENCH_ISSUE: &str = "5";
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup => setup::run(),
         Task::Test(options) => test::run(&options),
-        // STUB: `demo` and `bench` are placeholders until they are built.
+        Task::Bench(options) => bench::run(&options),
+        // STUB: `demo` is a placeholder until it is built.
         Task::Demo => return not_implemented("demo", DEMO_ISSUE),
-        Task::Bench => return not_implemented("bench", BENCH_ISSUE),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
