@@ -202,141 +202,160 @@ fn probe(buckets: &[Bucket], nbuckets: u64, key: u64) -> Option<u64> {
     None
 }
 
-/// Hasher for maps keyed by suffix keys: the keys are already seeded 64-bit hashes (uniform,
-/// and unpredictable without the per-build seed), so hashing them again (SipHash) only costs
-/// time; at 10M entries it was a large share of the build.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed; fold anything else in for completeness.
-        for b in bytes {
-            self.0 = hash::fmix(self.0 ^ u64::from(*b));
-        }
-    }
-
-    fn write_u64(&mut self, key: u64) {
-        self.0 = key;
-    }
-}
-
-type KeyMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<KeyHasher>>;
-
-/// A node of the name tree: its flags, its entry if the name is listed, and the index of the
-/// rule that listed it first (for conflict messages).
+/// One key a rule contributes: the key of its own name, or of one of its ancestors (a
+/// marker).
 #[derive(Clone, Copy)]
-struct Node {
-    flags: u8,
-    entry: Option<NodeEntry>,
+struct Record {
+    key: u64,
+    /// Index of the rule.
     rule: u32,
+    own: bool,
 }
 
 /// Builds a generation from `rules` with hash `seed`. Refuses more than `capacity` rules.
+///
+/// The outcome is that of taking the rules in order: the first listing of a name wins, stop
+/// pages are numbered in order of first use, and the first rule in order that cannot be
+/// stored is reported. The work is done by sorting instead of a map of names: every rule gives
+/// one record per label (its own key and its ancestors' keys), the records are sorted by key
+/// (and rule), and one pass over each key's records, in rule order, decides its slot. The slots
+/// come out in key order, which is the order of their home buckets, so placing them writes the
+/// buckets front to back. At 10M entries this is several times faster than a hash map, whose
+/// every insert is a cache miss.
 pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Result<Built, BuildError> {
     if rules.len() > capacity {
         return Err(BuildError::Capacity { count: rules.len(), capacity });
     }
-    // Node of the name tree by key.
-    let mut nodes: KeyMap<Node> = KeyMap::with_capacity_and_hasher(rules.len() * 2, Default::default());
-    // Distinct stop pages, numbered from 1 in order of first use.
-    let mut stops: Vec<Stop> = Vec::new();
-    let mut stop_numbers: HashMap<Stop, u8> = HashMap::new();
-    let mut entries = 0u64;
+    // Rules from the first one with a group beyond the map on are not looked at: an error in
+    // an earlier rule is reported first, and otherwise this one is.
+    let group_error = rules.iter().position(|r| r.group >= GROUPS_MAX);
+    let considered = &rules[..group_error.unwrap_or(rules.len())];
+    let mut records: Vec<Record> = Vec::with_capacity(considered.iter().map(|r| r.labels.len()).sum());
     let mut keys = [0u64; filter_common::MAX_LABELS];
-    for (index, rule) in rules.iter().enumerate() {
-        if rule.group >= GROUPS_MAX {
-            return Err(BuildError::Group {
-                name: filter_common::dns::to_text(&rule.labels),
-                group: rule.group,
-                max: GROUPS_MAX,
-            });
-        }
+    for (index, rule) in considered.iter().enumerate() {
         // The keys of every suffix, most specific first (as dns::text_suffix_keys, without
         // allocating).
         let n = hash::suffix_keys(seed, rule.labels.iter().map(Vec::as_slice), &mut keys).min(rule.labels.len());
         let Some((&own, ancestors)) = keys[..n].split_first() else { continue };
-        for a in ancestors {
-            nodes.entry(*a).or_insert(Node { flags: 0, entry: None, rule: index as u32 }).flags |= FLAG_CHILDREN;
-        }
-        let scope_flags = match rule.scope {
-            Scope::Subtree => FLAG_SELF | FLAG_BELOW,
-            Scope::Exact => FLAG_SELF,
-            Scope::Below => FLAG_BELOW,
-        };
-        // Only a redirect uses its stop page.
-        let stop = if rule.action == Action::Redirect { rule.stop } else { None };
-        let node = nodes.entry(own).or_insert(Node { flags: 0, entry: None, rule: index as u32 });
-        match node.entry {
-            None => {
-                let stop = match stop {
-                    None => 0,
-                    Some(st) => match stop_numbers.get(&st) {
-                        Some(k) => *k,
-                        None => {
-                            let k = u8::try_from(stops.len() + 1).ok().filter(|k| usize::from(*k) <= STOPS_MAX);
-                            let Some(k) = k else {
-                                return Err(BuildError::TooManyStops {
-                                    name: filter_common::dns::to_text(&rule.labels),
-                                    max: STOPS_MAX,
-                                });
-                            };
-                            stops.push(st);
-                            stop_numbers.insert(st, k);
-                            k
-                        }
-                    },
-                };
-                node.flags |= FLAG_ENTRY | scope_flags;
-                node.entry =
-                    Some(NodeEntry { action: rule.action, ede: rule.ede, group: rule.group, scope: rule.scope, stop });
-                node.rule = index as u32;
-                entries += 1;
+        records.push(Record { key: own, rule: index as u32, own: true });
+        records.extend(ancestors.iter().map(|&key| Record { key, rule: index as u32, own: false }));
+    }
+    records.sort_unstable_by_key(|r| (r.key, r.rule, r.own));
+
+    // One slot per key: (key, encoded entry without its stop number).
+    let mut slots: Vec<(u64, u64)> = Vec::new();
+    // Slots whose entry has a stop page of its own: (rule, slot, stop).
+    let mut with_stop: Vec<(u32, usize, Stop)> = Vec::new();
+    // The first conflict in rule order: (rule, error).
+    let mut conflict: Option<(u32, BuildError)> = None;
+    let mut entries = 0u64;
+    for group in records.chunk_by(|a, b| a.key == b.key) {
+        let key = group[0].key;
+        let mut flags = 0u8;
+        // The entry: the first listing, its rule and its own stop page.
+        let mut entry: Option<(NodeEntry, u32, Option<Stop>)> = None;
+        for rec in group {
+            if !rec.own {
+                flags |= FLAG_CHILDREN;
+                continue;
             }
-            Some(e) => {
-                let first = rules.get(node.rule as usize);
-                let first_stop = first.and_then(|r| if r.action == Action::Redirect { r.stop } else { None });
-                if e.scope != rule.scope {
-                    // `name` and `*.name` may coexist with the same action: merge the scopes.
-                    // They share one slot, so they must agree on everything else too.
-                    if e.action == rule.action && e.ede == rule.ede && e.group == rule.group && first_stop == stop {
-                        node.flags |= scope_flags;
-                        continue;
-                    }
+            let rule = &considered[rec.rule as usize];
+            let scope_flags = match rule.scope {
+                Scope::Subtree => FLAG_SELF | FLAG_BELOW,
+                Scope::Exact => FLAG_SELF,
+                Scope::Below => FLAG_BELOW,
+            };
+            // Only a redirect uses its stop page.
+            let stop = if rule.action == Action::Redirect { rule.stop } else { None };
+            let Some((e, first, first_stop)) = entry else {
+                flags |= FLAG_ENTRY | scope_flags;
+                let e = NodeEntry { action: rule.action, ede: rule.ede, group: rule.group, scope: rule.scope, stop: 0 };
+                entry = Some((e, rec.rule, stop));
+                continue;
+            };
+            if e.scope != rule.scope {
+                // `name` and `*.name` may coexist with the same action: merge the scopes.
+                // They share one slot, so they must agree on everything else too.
+                if e.action == rule.action && e.ede == rule.ede && e.group == rule.group && first_stop == stop {
+                    flags |= scope_flags;
+                    continue;
                 }
-                if e.action != rule.action || e.scope != rule.scope {
+            }
+            if e.action != rule.action || e.scope != rule.scope {
+                if conflict.as_ref().is_none_or(|(at, _)| rec.rule < *at) {
                     let describe = |action: Action, stop: Option<Stop>| match stop {
                         Some(st) => format!("{} to {st}", action.name()),
                         None => action.name().to_string(),
                     };
-                    return Err(BuildError::Conflict {
+                    let first_action = considered.get(first as usize).map(|r| r.action).unwrap_or(e.action);
+                    let error = BuildError::Conflict {
                         name: filter_common::dns::to_text(&rule.labels),
-                        first: first.map(|r| describe(r.action, first_stop)).unwrap_or_else(|| "?".into()),
+                        first: describe(first_action, first_stop),
                         second: describe(rule.action, stop),
-                    });
+                    };
+                    conflict = Some((rec.rule, error));
                 }
-                // The same name, scope and action again (another order, another stop page):
-                // the first listing wins.
+                // Nothing after a key's first conflict can be reported before it.
+                break;
             }
+            // The same name, scope and action again (another order, another stop page): the
+            // first listing wins.
+        }
+        let (action, ede, group) = match entry {
+            Some((e, rule, stop)) => {
+                entries += 1;
+                if let Some(st) = stop {
+                    with_stop.push((rule, slots.len(), st));
+                }
+                (e.action, e.ede, e.group)
+            }
+            None => (Action::Allow, Ede::None, 0),
+        };
+        let value = Entry { group, action, flags: flags | ((ede as u8) << table::EDE_SHIFT), stop: 0 }.encode();
+        slots.push((key, value));
+    }
+    drop(records);
+
+    // Stop pages, numbered from 1 in the order their entries' rules come.
+    with_stop.sort_unstable_by_key(|w| w.0);
+    let mut stops: Vec<Stop> = Vec::new();
+    let mut stop_numbers: HashMap<Stop, u8> = HashMap::new();
+    let mut stop_error: Option<(u32, BuildError)> = None;
+    for &(rule, slot, st) in &with_stop {
+        let k = match stop_numbers.get(&st) {
+            Some(k) => *k,
+            None => {
+                let Some(k) = u8::try_from(stops.len() + 1).ok().filter(|k| usize::from(*k) <= STOPS_MAX) else {
+                    let name = considered.get(rule as usize).map(|r| filter_common::dns::to_text(&r.labels));
+                    stop_error = Some((rule, BuildError::TooManyStops { name: name.unwrap_or_default(), max: STOPS_MAX }));
+                    break;
+                };
+                stops.push(st);
+                stop_numbers.insert(st, k);
+                k
+            }
+        };
+        if let Some(s) = slots.get_mut(slot) {
+            s.1 = Entry { stop: k, ..Entry::decode(s.1) }.encode();
         }
     }
-    // Slots in key order: the home bucket grows with the key, so placing them in this order
-    // writes the buckets front to back, and each key lands as close to its home bucket as
-    // linear probing allows (the displacement of ordered insertion is the smallest), so the
-    // table rarely has to grow.
-    let mut slots: Vec<(u64, u64)> = nodes
-        .into_iter()
-        .map(|(key, node)| {
-            let (action, ede, group, stop) =
-                node.entry.map(|e| (e.action, e.ede, e.group, e.stop)).unwrap_or((Action::Allow, Ede::None, 0, 0));
-            (key, Entry { group, action, flags: node.flags | ((ede as u8) << table::EDE_SHIFT), stop }.encode())
-        })
-        .collect();
-    slots.sort_unstable_by_key(|s| s.0);
+    // The first error in rule order.
+    let first_error = match (conflict, stop_error) {
+        (Some(c), Some(s)) => Some(if c.0 < s.0 { c } else { s }),
+        (c, s) => c.or(s),
+    };
+    if let Some((_, error)) = first_error {
+        return Err(error);
+    }
+    if let Some(g) = group_error {
+        let rule = &rules[g];
+        return Err(BuildError::Group {
+            name: filter_common::dns::to_text(&rule.labels),
+            group: rule.group,
+            max: GROUPS_MAX,
+        });
+    }
+
     let used = slots.len();
     let mut nbuckets = ((used as f64 / (SLOTS as f64 * MAX_LOAD)).ceil() as u64).max(1);
     for _attempt in 0..8 {
@@ -586,6 +605,31 @@ mod tests {
             build(&[over], 1, 1, 10).err(),
             Some(BuildError::Group { name: "a.example".into(), group: GROUPS_MAX, max: GROUPS_MAX })
         );
+    }
+
+    #[test]
+    fn the_first_error_in_rule_order_is_reported() {
+        let over = |name: &str| Rule { group: GROUPS_MAX, ..rule(name, Scope::Subtree, Action::Drop) };
+        let drop = |name: &str| rule(name, Scope::Subtree, Action::Drop);
+        let allow = |name: &str| rule(name, Scope::Subtree, Action::Allow);
+        // A conflict (rule 2) before a group beyond the map (rule 3), and the other way round.
+        let e = build(&[drop("b.com"), drop("a.com"), allow("a.com"), over("c.com")], 1, 1, 10).err();
+        assert!(matches!(e, Some(BuildError::Conflict { ref name, .. }) if name == "a.com"), "{e:?}");
+        let e = build(&[drop("b.com"), over("c.com"), drop("a.com"), allow("a.com")], 1, 1, 10).err();
+        assert!(matches!(e, Some(BuildError::Group { ref name, .. }) if name == "c.com"), "{e:?}");
+        // Two conflicts: the one whose second listing comes first, whatever the keys' order.
+        for (x, y) in [("x.com", "y.com"), ("y.com", "x.com")] {
+            let e = build(&[drop(x), drop(y), allow(y), allow(x)], 1, 1, 10).err();
+            assert!(matches!(e, Some(BuildError::Conflict { ref name, .. }) if name == y), "{e:?}");
+        }
+        // Too many stops (at rule 256) against a conflict after it, and before it.
+        let addr = |i: u32| stop(Some(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()), None);
+        let mut rules: Vec<Rule> = (0..256).map(|i| redirect(&format!("n{i}.example"), addr(i))).collect();
+        rules.extend([drop("z.com"), allow("z.com")]);
+        assert!(matches!(build(&rules, 1, 1, 1000).err(), Some(BuildError::TooManyStops { .. })));
+        rules.insert(0, drop("z.com"));
+        rules.insert(1, allow("z.com"));
+        assert!(matches!(build(&rules, 1, 1, 1000).err(), Some(BuildError::Conflict { .. })));
     }
 
     #[test]
