@@ -172,6 +172,35 @@ fn classes() -> Vec<Class> {
             verdict: XDP_PASS,
             counter: Counter::PassNotUdp,
         },
+        // Where the time goes: queries that leave the program at successive stages.
+        Class {
+            id: "stage_udp_other_port",
+            what: "stage: UDP to port 80 (Ethernet, IP, UDP, config read)",
+            frame: workload::stage_frame("udp_other_port"),
+            verdict: XDP_PASS,
+            counter: Counter::PassNotDnsPort,
+        },
+        Class {
+            id: "stage_dns_response",
+            what: "stage: a DNS response (+ message copy, header check)",
+            frame: workload::stage_frame("dns_response"),
+            verdict: XDP_PASS,
+            counter: Counter::PassNotQuery,
+        },
+        Class {
+            id: "stage_compressed_name",
+            what: "stage: a compressed question name (+ table header, label loop, 1 step)",
+            frame: workload::stage_frame("compressed_name"),
+            verdict: XDP_PASS,
+            counter: Counter::PassCompressedName,
+        },
+        Class {
+            id: "stage_root_name",
+            what: "stage: the root name (+ question tail; no walk)",
+            frame: workload::stage_frame("root_name"),
+            verdict: XDP_PASS,
+            counter: Counter::PassNoMatch,
+        },
         Class {
             id: "allowed_2",
             what: "allowed, 2 labels",

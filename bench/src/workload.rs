@@ -165,6 +165,21 @@ pub fn class_frame(class: &str, name: &str) -> Vec<u8> {
     }
 }
 
+/// Frames that leave the program at successive stages (for the cost breakdown).
+pub fn stage_frame(stage: &str) -> Vec<u8> {
+    let q = Query::new("www.allowed-name.com", 1);
+    match stage {
+        "udp_other_port" => Frame { dport: 80, ..Frame::new(Ip::v4(), q.build()) }.build(),
+        "dns_response" => {
+            let mut m = q.build();
+            m[2] |= 0x80;
+            Frame::new(Ip::v4(), m).build()
+        }
+        "compressed_name" => Frame::new(Ip::v4(), Query { qname: vec![0xc0, 0x0c], ..q }.build()).build(),
+        _ => Frame::new(Ip::v4(), Query::new(".", 1).build()).build(),
+    }
+}
+
 /// A TCP SYN to port 80 over IPv4 (the program's cheapest rejection after "not IP").
 pub fn tcp_syn() -> Vec<u8> {
     use filter_tests::frames::{CLIENT_MAC, CLIENT_V4, SERVER_MAC, SERVER_V4, checksum};
