@@ -45,6 +45,15 @@ pub fn meminfo_mb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A field of /proc/self/status, in MiB.
+pub fn status_mb(field: &str) -> u64 {
+    read("/proc/self/status")
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
 fn output(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())

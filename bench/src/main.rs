@@ -118,6 +118,7 @@ fn real_main() -> Result<()> {
         swap,
         targets,
         run_seconds: started.elapsed().as_secs_f64(),
+        peak_rss_mb: env::status_mb("VmHWM"),
         e2e,
     };
 

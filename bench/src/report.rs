@@ -22,6 +22,8 @@ pub struct Results {
     pub swap: Swap,
     pub targets: Vec<Target>,
     pub run_seconds: f64,
+    /// Peak resident memory of the bench process (VmHWM), MiB.
+    pub peak_rss_mb: u64,
     /// Part 3 (end to end on the testbed, issue 5): results merged from `--e2e FILE`.
     pub e2e: Option<serde_json::Value>,
 }
@@ -216,7 +218,7 @@ pub fn classes_svg(r: &Results) -> String {
     }
     svg::bar_chart(
         "dnsfilter: per-packet cost as a multiple of the empty program (same run)",
-        "× floor (blue: large repeat against the floor at large repeat; orange: repeat 1 against the floor at repeat 1)",
+        "× floor (blue: large repeat; orange: repeat 1, against the floor at repeat 1)",
         &bars,
         &[(1.2, "1.2×".into()), (4.0, "4×".into()), (6.0, "6×".into())],
     )
@@ -248,6 +250,7 @@ pub fn markdown(r: &Results, notes: &str) -> String {
         ("bpf_stats_enabled", e.bpf_stats_enabled.clone()),
         ("spectre_v2", e.spectre_v2.clone()),
         ("memory total / available at start", format!("{} / {} MiB", e.mem_total_mb, e.mem_available_mb)),
+        ("peak resident memory of the bench", format!("{} MiB", r.peak_rss_mb)),
         ("date (UTC)", e.date.clone()),
         ("commit", e.commit.clone()),
         ("rustc", e.rustc.clone()),
@@ -354,8 +357,20 @@ pub fn markdown(r: &Results, notes: &str) -> String {
             continue;
         }
         let c = |id: &str| s.cold.iter().find(|c| c.id == id);
-        let cm = |id: &str| c(id).map_or("–".into(), |c| f(c.cold_misses, 2));
-        let pr = |id: &str| c(id).and_then(|c| c.cold_probes).map_or("–".into(), |v| f(v, 2));
+        // Below about 50 ns above the floor the table is in cache: there is no cold miss to count in.
+        let cold_at_this_size = s.cold_array_ns - s.cold_floor_ns >= 50.0;
+        let cm = |id: &str| {
+            if !cold_at_this_size {
+                return "– (in cache)".to_string();
+            }
+            c(id).map_or("–".into(), |c| f(c.cold_misses, 2))
+        };
+        let pr = |id: &str| {
+            if !cold_at_this_size {
+                return "–".to_string();
+            }
+            c(id).and_then(|c| c.cold_probes).map_or("–".into(), |v| f(v, 2))
+        };
         let _ = writeln!(
             o,
             "| {} | {} ({} ns) | {} / {} / {} | {} / {} / {} | {} | {} | {} / {} / {} |",

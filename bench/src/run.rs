@@ -564,9 +564,9 @@ impl Scale {
     }
 }
 
-/// Memory a size needs in this process and the kernel, estimated from what 1M entries took
-/// here (rules, list text, parsed list, the builder's maps, two generations, the hash anchor);
-/// see BENCHMARKS.md.
+/// Memory a size needs in this process and the kernel: rules, list text, the parsed list, the
+/// builder's records, two generations and the hash-map anchor. At 10M entries the bench peaked
+/// at about 6 GiB resident plus about 1.2 GB of kernel memory (BENCHMARKS.md), 730 B per entry.
 pub const BYTES_PER_ENTRY_NEEDED: u64 = 1_000;
 
 /// Part 2 at one size. `hot_ref` is the part-1 filter (1k entries): the same cold names run
