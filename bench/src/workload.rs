@@ -115,7 +115,7 @@ pub fn list(seed: u64, n: usize) -> Vec<Rule> {
 /// `n..`) are added. Returns the list, one removed name and one added name.
 pub fn changed_list(seed: u64, n: usize, changes: usize) -> (Vec<Rule>, Vec<String>, Vec<String>) {
     let generated = n.saturating_sub(fixed_rules().len()) as u64;
-    let mut r = Rng::new(seed ^ 0xC4A6_6E5);
+    let mut r = Rng::new(seed ^ 0x0C4A_66E5);
     let mut removed = std::collections::HashSet::new();
     while removed.len() < changes / 2 {
         removed.insert(r.below(generated.max(1)));

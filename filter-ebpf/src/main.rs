@@ -370,8 +370,14 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
     }
 
     let z = opaque_zero();
-    let mut l =
-        LabelLoop { scratch, seed: head.seed, pos: HEADER_LEN as u64, end: n as u64, labels: z, state: LOOP_RUNNING | z };
+    let mut l = LabelLoop {
+        scratch,
+        seed: head.seed,
+        pos: HEADER_LEN as u64,
+        end: n as u64,
+        labels: z,
+        state: LOOP_RUNNING | z,
+    };
     // SAFETY: label_step is a static callback; l lives on this stack for the call.
     unsafe { bpf_loop((MAX_LABELS + 1) as u32, label_step as *mut c_void, (&raw mut l).cast(), 0) };
     match l.state {

@@ -327,7 +327,8 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
             None => {
                 let Some(k) = u8::try_from(stops.len() + 1).ok().filter(|k| usize::from(*k) <= STOPS_MAX) else {
                     let name = considered.get(rule as usize).map(|r| filter_common::dns::to_text(&r.labels));
-                    stop_error = Some((rule, BuildError::TooManyStops { name: name.unwrap_or_default(), max: STOPS_MAX }));
+                    stop_error =
+                        Some((rule, BuildError::TooManyStops { name: name.unwrap_or_default(), max: STOPS_MAX }));
                     break;
                 };
                 stops.push(st);
