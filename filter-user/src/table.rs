@@ -359,9 +359,9 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
 
     let used = slots.len();
     let mut nbuckets = ((used as f64 / (SLOTS as f64 * MAX_LOAD)).ceil() as u64).max(1);
-    // At 75 % load a key lands more than PROBE_BUCKETS buckets from home about once in 10^8
-    // buckets (so in about one 10M-entry build in ten): grow by a small step then, not by a
-    // quarter of the memory.
+    // At 75 % load a key sometimes lands more than PROBE_BUCKETS buckets from home (in 2 of
+    // 10 builds of 10M entries tried): grow by a small step then, not by a quarter of the
+    // memory.
     for _attempt in 0..24 {
         if let Some(mut buckets) = place(&slots, nbuckets) {
             let header = TableHeader {
