@@ -151,7 +151,11 @@ fn met(t: &Target) -> &'static str {
 }
 
 fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    if b < 1 << 20 {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    } else {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    }
 }
 
 /// The plot of part 2: cost per packet against table size.
