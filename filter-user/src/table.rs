@@ -202,96 +202,168 @@ fn probe(buckets: &[Bucket], nbuckets: u64, key: u64) -> Option<u64> {
     None
 }
 
+/// One key a rule contributes: the key of its own name, or of one of its ancestors (a
+/// marker).
+#[derive(Clone, Copy)]
+struct Record {
+    key: u64,
+    /// Index of the rule.
+    rule: u32,
+    own: bool,
+}
+
 /// Builds a generation from `rules` with hash `seed`. Refuses more than `capacity` rules.
+///
+/// The outcome is that of taking the rules in order: the first listing of a name wins, stop
+/// pages are numbered in order of first use, and the first rule in order that cannot be
+/// stored is reported. The work is done by sorting instead of a map of names: every rule gives
+/// one record per label (its own key and its ancestors' keys), the records are sorted by key
+/// (and rule), and one pass over each key's records, in rule order, decides its slot. The slots
+/// come out in key order, which is the order of their home buckets, so placing them writes the
+/// buckets front to back. At 10M entries this is several times faster than a hash map, whose
+/// every insert is a cache miss.
 pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Result<Built, BuildError> {
     if rules.len() > capacity {
         return Err(BuildError::Capacity { count: rules.len(), capacity });
     }
-    // Node of the name tree: key -> (flags, entry), with the rule kept for conflicts.
-    let mut nodes: HashMap<u64, (u8, Option<NodeEntry>)> = HashMap::with_capacity(rules.len() * 2);
-    let mut names: HashMap<u64, &Rule> = HashMap::new();
-    // Distinct stop pages, numbered from 1 in order of first use.
-    let mut stops: Vec<Stop> = Vec::new();
-    let mut stop_numbers: HashMap<Stop, u8> = HashMap::new();
+    // Rules from the first one with a group beyond the map on are not looked at: an error in
+    // an earlier rule is reported first, and otherwise this one is.
+    let group_error = rules.iter().position(|r| r.group >= GROUPS_MAX);
+    let considered = &rules[..group_error.unwrap_or(rules.len())];
+    let mut records: Vec<Record> = Vec::with_capacity(considered.iter().map(|r| r.labels.len()).sum());
+    let mut keys = [0u64; filter_common::MAX_LABELS];
+    for (index, rule) in considered.iter().enumerate() {
+        // The keys of every suffix, most specific first (as dns::text_suffix_keys, without
+        // allocating).
+        let n = hash::suffix_keys(seed, rule.labels.iter().map(Vec::as_slice), &mut keys).min(rule.labels.len());
+        let Some((&own, ancestors)) = keys[..n].split_first() else { continue };
+        records.push(Record { key: own, rule: index as u32, own: true });
+        records.extend(ancestors.iter().map(|&key| Record { key, rule: index as u32, own: false }));
+    }
+    records.sort_unstable_by_key(|r| (r.key, r.rule, r.own));
+
+    // One slot per key: (key, encoded entry without its stop number).
+    let mut slots: Vec<(u64, u64)> = Vec::new();
+    // Slots whose entry has a stop page of its own: (rule, slot, stop).
+    let mut with_stop: Vec<(u32, usize, Stop)> = Vec::new();
+    // The first conflict in rule order: (rule, error).
+    let mut conflict: Option<(u32, BuildError)> = None;
     let mut entries = 0u64;
-    for rule in rules {
-        if rule.group >= GROUPS_MAX {
-            return Err(BuildError::Group {
-                name: filter_common::dns::to_text(&rule.labels),
-                group: rule.group,
-                max: GROUPS_MAX,
-            });
-        }
-        let keys = filter_common::dns::text_suffix_keys(&rule.labels, seed);
-        let Some((&own, ancestors)) = keys.split_first() else { continue };
-        for a in ancestors {
-            nodes.entry(*a).or_insert((0, None)).0 |= FLAG_CHILDREN;
-        }
-        let scope_flags = match rule.scope {
-            Scope::Subtree => FLAG_SELF | FLAG_BELOW,
-            Scope::Exact => FLAG_SELF,
-            Scope::Below => FLAG_BELOW,
-        };
-        // Only a redirect uses its stop page.
-        let stop = if rule.action == Action::Redirect { rule.stop } else { None };
-        let node = nodes.entry(own).or_insert((0, None));
-        match node.1 {
-            None => {
-                let stop = match stop {
-                    None => 0,
-                    Some(st) => match stop_numbers.get(&st) {
-                        Some(k) => *k,
-                        None => {
-                            let k = u8::try_from(stops.len() + 1).ok().filter(|k| usize::from(*k) <= STOPS_MAX);
-                            let Some(k) = k else {
-                                return Err(BuildError::TooManyStops {
-                                    name: filter_common::dns::to_text(&rule.labels),
-                                    max: STOPS_MAX,
-                                });
-                            };
-                            stops.push(st);
-                            stop_numbers.insert(st, k);
-                            k
-                        }
-                    },
-                };
-                node.0 |= FLAG_ENTRY | scope_flags;
-                node.1 =
-                    Some(NodeEntry { action: rule.action, ede: rule.ede, group: rule.group, scope: rule.scope, stop });
-                names.insert(own, rule);
-                entries += 1;
+    for group in records.chunk_by(|a, b| a.key == b.key) {
+        let key = group[0].key;
+        let mut flags = 0u8;
+        // The entry: the first listing, its rule and its own stop page.
+        let mut entry: Option<(NodeEntry, u32, Option<Stop>)> = None;
+        for rec in group {
+            if !rec.own {
+                flags |= FLAG_CHILDREN;
+                continue;
             }
-            Some(e) => {
-                let first = names.get(&own).copied();
-                let first_stop = first.and_then(|r| if r.action == Action::Redirect { r.stop } else { None });
-                if e.scope != rule.scope {
-                    // `name` and `*.name` may coexist with the same action: merge the scopes.
-                    // They share one slot, so they must agree on everything else too.
-                    if e.action == rule.action && e.ede == rule.ede && e.group == rule.group && first_stop == stop {
-                        node.0 |= scope_flags;
-                        continue;
-                    }
+            let rule = &considered[rec.rule as usize];
+            let scope_flags = match rule.scope {
+                Scope::Subtree => FLAG_SELF | FLAG_BELOW,
+                Scope::Exact => FLAG_SELF,
+                Scope::Below => FLAG_BELOW,
+            };
+            // Only a redirect uses its stop page.
+            let stop = if rule.action == Action::Redirect { rule.stop } else { None };
+            let Some((e, first, first_stop)) = entry else {
+                flags |= FLAG_ENTRY | scope_flags;
+                let e = NodeEntry { action: rule.action, ede: rule.ede, group: rule.group, scope: rule.scope, stop: 0 };
+                entry = Some((e, rec.rule, stop));
+                continue;
+            };
+            if e.scope != rule.scope {
+                // `name` and `*.name` may coexist with the same action: merge the scopes.
+                // They share one slot, so they must agree on everything else too.
+                if e.action == rule.action && e.ede == rule.ede && e.group == rule.group && first_stop == stop {
+                    flags |= scope_flags;
+                    continue;
                 }
-                if e.action != rule.action || e.scope != rule.scope {
+            }
+            if e.action != rule.action || e.scope != rule.scope {
+                if conflict.as_ref().is_none_or(|(at, _)| rec.rule < *at) {
                     let describe = |action: Action, stop: Option<Stop>| match stop {
                         Some(st) => format!("{} to {st}", action.name()),
                         None => action.name().to_string(),
                     };
-                    return Err(BuildError::Conflict {
+                    let first_action = considered.get(first as usize).map(|r| r.action).unwrap_or(e.action);
+                    let error = BuildError::Conflict {
                         name: filter_common::dns::to_text(&rule.labels),
-                        first: first.map(|r| describe(r.action, first_stop)).unwrap_or_else(|| "?".into()),
+                        first: describe(first_action, first_stop),
                         second: describe(rule.action, stop),
-                    });
+                    };
+                    conflict = Some((rec.rule, error));
                 }
-                // The same name, scope and action again (another order, another stop page):
-                // the first listing wins.
+                // Nothing after a key's first conflict can be reported before it.
+                break;
             }
+            // The same name, scope and action again (another order, another stop page): the
+            // first listing wins.
+        }
+        let (action, ede, group) = match entry {
+            Some((e, rule, stop)) => {
+                entries += 1;
+                if let Some(st) = stop {
+                    with_stop.push((rule, slots.len(), st));
+                }
+                (e.action, e.ede, e.group)
+            }
+            None => (Action::Allow, Ede::None, 0),
+        };
+        let value = Entry { group, action, flags: flags | ((ede as u8) << table::EDE_SHIFT), stop: 0 }.encode();
+        slots.push((key, value));
+    }
+    drop(records);
+
+    // Stop pages, numbered from 1 in the order their entries' rules come.
+    with_stop.sort_unstable_by_key(|w| w.0);
+    let mut stops: Vec<Stop> = Vec::new();
+    let mut stop_numbers: HashMap<Stop, u8> = HashMap::new();
+    let mut stop_error: Option<(u32, BuildError)> = None;
+    for &(rule, slot, st) in &with_stop {
+        let k = match stop_numbers.get(&st) {
+            Some(k) => *k,
+            None => {
+                let Some(k) = u8::try_from(stops.len() + 1).ok().filter(|k| usize::from(*k) <= STOPS_MAX) else {
+                    let name = considered.get(rule as usize).map(|r| filter_common::dns::to_text(&r.labels));
+                    stop_error =
+                        Some((rule, BuildError::TooManyStops { name: name.unwrap_or_default(), max: STOPS_MAX }));
+                    break;
+                };
+                stops.push(st);
+                stop_numbers.insert(st, k);
+                k
+            }
+        };
+        if let Some(s) = slots.get_mut(slot) {
+            s.1 = Entry { stop: k, ..Entry::decode(s.1) }.encode();
         }
     }
-    let used = nodes.len();
+    // The first error in rule order.
+    let first_error = match (conflict, stop_error) {
+        (Some(c), Some(s)) => Some(if c.0 < s.0 { c } else { s }),
+        (c, s) => c.or(s),
+    };
+    if let Some((_, error)) = first_error {
+        return Err(error);
+    }
+    if let Some(g) = group_error {
+        let rule = &rules[g];
+        return Err(BuildError::Group {
+            name: filter_common::dns::to_text(&rule.labels),
+            group: rule.group,
+            max: GROUPS_MAX,
+        });
+    }
+
+    let used = slots.len();
     let mut nbuckets = ((used as f64 / (SLOTS as f64 * MAX_LOAD)).ceil() as u64).max(1);
-    for _attempt in 0..8 {
-        if let Some(mut buckets) = place(&nodes, nbuckets) {
+    // At 75 % load a key sometimes lands more than PROBE_BUCKETS buckets from home (in 2 of
+    // 10 builds of 10M entries tried): grow by a small step then, not by a quarter of the
+    // memory.
+    for _attempt in 0..24 {
+        if let Some(mut buckets) = place(&slots, nbuckets) {
             let header = TableHeader {
                 magic: table::MAGIC,
                 seed,
@@ -309,19 +381,18 @@ pub fn build(rules: &[Rule], seed: u64, generation: u64, capacity: usize) -> Res
             buckets.extend(stops.iter().map(|st| st.record().to_bucket()));
             return Ok(Built { buckets, header });
         }
-        nbuckets += nbuckets / 4 + 1;
+        nbuckets += nbuckets / 16 + 1;
     }
     Err(BuildError::Layout)
 }
 
-fn place(nodes: &HashMap<u64, (u8, Option<NodeEntry>)>, nbuckets: u64) -> Option<Vec<Bucket>> {
+/// Places `(key, value)` slots, sorted by key, into `nbuckets` buckets by linear probing
+/// (at most [`PROBE_BUCKETS`] buckets from home). `None` if some key does not fit.
+fn place(slots: &[(u64, u64)], nbuckets: u64) -> Option<Vec<Bucket>> {
     let len = usize::try_from(table::array_len(nbuckets)).ok()?;
     let mut buckets = vec![Bucket::default(); len];
     let mut fill = vec![0u8; len];
-    for (&key, &(flags, entry)) in nodes {
-        let (action, ede, group, stop) =
-            entry.map(|e| (e.action, e.ede, e.group, e.stop)).unwrap_or((Action::Allow, Ede::None, 0, 0));
-        let value = Entry { group, action, flags: flags | ((ede as u8) << table::EDE_SHIFT), stop }.encode();
+    for &(key, value) in slots {
         let home = usize::try_from(table::home_bucket(key, nbuckets)).ok()?;
         let mut placed = false;
         for j in 0..PROBE_BUCKETS {
@@ -538,6 +609,47 @@ mod tests {
             build(&[over], 1, 1, 10).err(),
             Some(BuildError::Group { name: "a.example".into(), group: GROUPS_MAX, max: GROUPS_MAX })
         );
+    }
+
+    #[test]
+    fn the_first_error_in_rule_order_is_reported() {
+        let over = |name: &str| Rule { group: GROUPS_MAX, ..rule(name, Scope::Subtree, Action::Drop) };
+        let drop = |name: &str| rule(name, Scope::Subtree, Action::Drop);
+        let allow = |name: &str| rule(name, Scope::Subtree, Action::Allow);
+        // A conflict (rule 2) before a group beyond the map (rule 3), and the other way round.
+        let e = build(&[drop("b.com"), drop("a.com"), allow("a.com"), over("c.com")], 1, 1, 10).err();
+        assert!(matches!(e, Some(BuildError::Conflict { ref name, .. }) if name == "a.com"), "{e:?}");
+        let e = build(&[drop("b.com"), over("c.com"), drop("a.com"), allow("a.com")], 1, 1, 10).err();
+        assert!(matches!(e, Some(BuildError::Group { ref name, .. }) if name == "c.com"), "{e:?}");
+        // Two conflicts: the one whose second listing comes first, whatever the keys' order.
+        for (x, y) in [("x.com", "y.com"), ("y.com", "x.com")] {
+            let e = build(&[drop(x), drop(y), allow(y), allow(x)], 1, 1, 10).err();
+            assert!(matches!(e, Some(BuildError::Conflict { ref name, .. }) if name == y), "{e:?}");
+        }
+        // Too many stops (at rule 256) against a conflict after it, and before it.
+        let addr = |i: u32| stop(Some(&std::net::Ipv4Addr::from(0x0a00_0000 + i).to_string()), None);
+        let mut rules: Vec<Rule> = (0..256).map(|i| redirect(&format!("n{i}.example"), addr(i))).collect();
+        rules.extend([drop("z.com"), allow("z.com")]);
+        assert!(matches!(build(&rules, 1, 1, 1000).err(), Some(BuildError::TooManyStops { .. })));
+        rules.insert(0, drop("z.com"));
+        rules.insert(1, allow("z.com"));
+        assert!(matches!(build(&rules, 1, 1, 1000).err(), Some(BuildError::Conflict { .. })));
+    }
+
+    #[test]
+    fn a_large_table_lays_out_at_its_first_size() {
+        // Slots placed in key order sit as close to home as linear probing allows: 300k names
+        // (and their markers) fit at 75 % load without growing the table.
+        let rules: Vec<Rule> = (0..300_000)
+            .map(|i| rule(&format!("n{i}.s{}.example{}.com", i % 1000, i % 7), Scope::Subtree, Action::Nxdomain))
+            .collect();
+        let b = build(&rules, 11, 1, 1_000_000).unwrap();
+        let first = (b.header.slots_used as f64 / (SLOTS as f64 * MAX_LOAD)).ceil() as u64;
+        assert_eq!(b.header.nbuckets, first, "the table grew");
+        for i in (0..300_000).step_by(1009) {
+            let name = format!("x.n{i}.s{}.example{}.com", i % 1000, i % 7);
+            assert_eq!(find(&b, &name), Some((1, Action::Nxdomain)), "{name}");
+        }
     }
 
     #[test]

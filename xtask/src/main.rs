@@ -1,4 +1,5 @@
 //! Developer tasks for the dnsfilter workspace, run as `cargo xtask <task>`.
+mod bench;
 mod cmd;
 mod demo;
 mod setup;
@@ -29,20 +30,18 @@ enum Task {
     /// them from a client namespace, show who answered, the counters and the provenance, then
     /// tear everything down (also on Ctrl-C or failure).
     Demo(demo::Options),
-    /// NOT IMPLEMENTED YET: run the benchmarks.
-    Bench,
+    /// Run `setup`, then the benchmarks (BPF_PROG_TEST_RUN against calibration programs,
+    /// scale, load times, swaps): writes BENCHMARKS.md, bench/results.json and the plots.
+    /// Needs root.
+    Bench(bench::Options),
 }
-
-// Tracking issue for the stub task.
-const BENCH_ISSUE: &str = "5";
 
 fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Setup => setup::run(),
         Task::Test(options) => test::run(&options),
         Task::Demo(options) => demo::run(&options),
-        // STUB: `bench` is a placeholder until it is built.
-        Task::Bench => return not_implemented("bench", BENCH_ISSUE),
+        Task::Bench(options) => bench::run(&options),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,9 +50,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn not_implemented(task: &str, issue: &str) -> ExitCode {
-    eprintln!("{task}: not implemented yet: see issue {issue}");
-    ExitCode::from(2)
 }
