@@ -36,6 +36,20 @@ struct Cli {
     /// Hand-written analysis appended to the report. Default: bench/NOTES.md (full runs only).
     #[arg(long)]
     notes: Option<PathBuf>,
+    /// Part 1 only (the per-packet classes, about a tenth of a full run): prints ns and ratios
+    /// to the floor, writes nothing. For comparing changes to the kernel program.
+    #[arg(long)]
+    classes_only: bool,
+}
+
+/// Prints part 1 as plain columns: class, ns per packet, ratio to the floor of the same rounds.
+fn print_classes(p: &run::PerPacket) {
+    for (title, rows) in [("repeat large", &p.repeated), ("repeat 1", &p.single)] {
+        println!("{title}:");
+        for c in rows.iter() {
+            println!("  {:<28} {:>7.1} ns {:>6.2} x floor", c.id, c.stat.ns, c.stat.ratio);
+        }
+    }
 }
 
 fn workspace_root() -> &'static Path {
@@ -98,6 +112,10 @@ fn real_main() -> Result<()> {
 
     let mut hot = run::hot_filter(&params)?;
     let per_packet = run::per_packet(&params, &mut hot)?;
+    if cli.classes_only {
+        print_classes(&per_packet);
+        return Ok(());
+    }
     let mut scale = Vec::new();
     for &n in &params.sizes {
         let s = run::scale(&params, n, &hot)?;

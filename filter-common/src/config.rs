@@ -55,6 +55,24 @@ pub struct Config {
     pub resolvers_v6: [[u32; 4]; RESOLVERS_MAX],
 }
 
+// `Config::soa_word` reads `soa_rr` with aligned 4-octet loads.
+const _: () = assert!(core::mem::offset_of!(Config, soa_rr) % 4 == 0 && align_of::<Config>() >= 4);
+
+impl Config {
+    /// Octets `8 * i .. 8 * i + 8` of [`Config::soa_rr`] (`i` masked to the array) as a
+    /// little-endian word, from two aligned 4-octet loads: the field sits at a multiple of 4
+    /// (checked at compile time), and the BPF target splits unaligned loads into single octets.
+    #[inline(always)]
+    pub fn soa_word(&self, i: usize) -> u64 {
+        let i = i & (SOA_RR_MAX / 8 - 1);
+        let p = self.soa_rr.as_ptr().cast::<u32>();
+        // SAFETY: i < 16, so words 2i and 2i + 1 lie inside the 128-octet array, which is
+        // 4-aligned (checked above).
+        let (lo, hi) = unsafe { (p.add(i.wrapping_mul(2)).read(), p.add(i.wrapping_mul(2).wrapping_add(1)).read()) };
+        u64::from(u32::from_le(lo)) | (u64::from(u32::from_le(hi)) << 32)
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let mut ports = [0u16; crate::PORTS_MAX];

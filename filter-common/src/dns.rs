@@ -92,6 +92,31 @@ impl MsgBuf {
         (lo >> shift) | ((hi << 1) << 63usize.wrapping_sub(shift))
     }
 
+    /// Writes aligned word number `idx` (masked to the buffer).
+    #[inline(always)]
+    fn set_aligned_word(&mut self, idx: usize, w: u64) {
+        let idx = idx & (MSG_WORDS - 1);
+        // SAFETY: idx < MSG_WORDS, so the 8 octets at idx * 8 are inside the 8-aligned buffer.
+        unsafe { self.0.as_mut_ptr().cast::<u64>().add(idx).write(w.to_le()) };
+    }
+
+    /// Writes the eight octets of `w` (little-endian) at `off` (masked), with read-modify-writes
+    /// of the two aligned words they span (the BPF target splits unaligned stores into single
+    /// octets). Octets past `MSG_MASK + 8` are not masked: they stay inside the buffer.
+    #[inline(always)]
+    pub fn put_word(&mut self, off: usize, w: u64) {
+        let off = off & MSG_MASK;
+        let idx = off >> 3;
+        let shift = (off & 7) << 3;
+        // The octets below `off` in the first word; 0 when off is aligned.
+        let keep = (1u64 << shift).wrapping_sub(1);
+        let lo = (self.aligned_word(idx) & keep) | (w << shift);
+        // Two shifts so that shift == 0 moves nothing into the second word.
+        let hi = (self.aligned_word(idx.wrapping_add(1)) & !keep) | ((w >> 1) >> 63usize.wrapping_sub(shift));
+        self.set_aligned_word(idx, lo);
+        self.set_aligned_word(idx.wrapping_add(1), hi);
+    }
+
     /// Writes one octet at `off` (masked).
     #[inline(always)]
     pub fn put8(&mut self, off: usize, v: u8) {

@@ -11,8 +11,7 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS, XDP_TX},
     btf_maps::{Array, ArrayOfMaps, PerCpuArray},
     helpers::generated::{
-        bpf_csum_diff, bpf_loop, bpf_probe_read_kernel, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes,
-        bpf_xdp_store_bytes,
+        bpf_csum_diff, bpf_loop, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_load_bytes, bpf_xdp_store_bytes,
     },
     macros::{btf_map, xdp},
     programs::XdpContext,
@@ -20,7 +19,7 @@ use aya_ebpf::{
 use filter_common::{
     GROUPS_MAX, MAX_LABELS, VLAN_MAX,
     answer::{self, Plan},
-    config::{Config, SOA_RR_MAX},
+    config::Config,
     counters::Counter,
     dns::{self, HEADER_LEN, MSG_COPY_MAX, MSG_MASK, Scratch},
     hash,
@@ -491,28 +490,9 @@ fn answer_pending(ctx: &XdpContext, s: &mut Scratch) -> Option<Outcome> {
     let ip = (ip as usize) & 0x1f;
     let udp = ip.wrapping_add(if ihl == 0 { IPV6_LEN } else { ihl });
     let layout = Layout { ip, ihl, udp, dns_len: 0 };
-    let len = answer::build(&mut s.msg, cfg, &plan, shape, &s.stop, &HelperCopy);
+    let len = answer::build(&mut s.msg, cfg, &plan, shape, &s.stop, &answer::WordCopy);
     transmit(ctx, &layout, s, len)?;
     Some((XDP_TX, answer_counter(action)))
-}
-
-/// Copies config octets into the message with one `bpf_probe_read_kernel` (a bounded memcpy).
-struct HelperCopy;
-
-impl answer::CopyInto for HelperCopy {
-    #[inline(always)]
-    fn copy_into(&self, msg: &mut dns::MsgBuf, off: usize, src: &[u8; SOA_RR_MAX], len: usize) {
-        let off = off & MSG_MASK;
-        if len == 0 || len > SOA_RR_MAX {
-            return;
-        }
-        // verifier: clamp to [1, SOA_RR_MAX] arithmetically.
-        let len = (len.wrapping_sub(1) & (SOA_RR_MAX - 1)).wrapping_add(1);
-        if let Some(dst) = msg.0.get_mut(off..) {
-            // SAFETY: off <= 511 and len <= 128, inside the 1024-octet buffer; src has 128 octets.
-            unsafe { bpf_probe_read_kernel(dst.as_mut_ptr().cast(), len as u32, src.as_ptr().cast()) };
-        }
-    }
 }
 
 #[inline(always)]
