@@ -140,7 +140,17 @@ impl Daemon {
             }
         };
         let fresh = !conf.paths.pins.exists();
-        let mut filter = Filter::load_pinned(&conf.paths.pins)?;
+        let mut filter = match Filter::load_pinned(&conf.paths.pins) {
+            Ok(f) => f,
+            Err(e) => {
+                // The maps are pinned before the program loads: a first start that fails
+                // (verifier, missing capability) leaves nothing behind.
+                if fresh {
+                    let _ = conf.paths.pins.remove_all();
+                }
+                return Err(e.into());
+            }
+        };
         for a in filter.adopt_links()? {
             match a {
                 Adopted::Kept { iface, info } => tracing::info!(iface, link = info.link_id, "adopted pinned link"),
