@@ -31,6 +31,20 @@ pub fn task_seconds(pid: libc::pid_t) -> Result<f64> {
     }
 }
 
+/// User plus system time in seconds of this process's children that have been waited for
+/// (`getrusage(RUSAGE_CHILDREN)`): the delta over a load run whose generator was reaped in it
+/// is the generator's CPU time.
+pub fn children_seconds() -> f64 {
+    // SAFETY: a zeroed rusage is valid; getrusage writes into it.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
 /// Pins every thread of process `pid` to `cpu` (`taskset -apc CPU PID`).
 pub fn pin(pid: libc::pid_t, cpu: usize) -> Result<()> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| format!("/proc/{pid}/task: {e}"))?;

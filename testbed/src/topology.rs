@@ -58,7 +58,11 @@ impl Testbed {
     /// there, answers sent with XDP_TX by the edge never reach the client.
     pub fn set_client_xdp(&mut self, on: bool) -> Result<()> {
         match (on, self.xdp.is_some()) {
-            (true, false) => self.xdp = Some(XdpPass::attach(&self.client, CLIENT_IF)?),
+            (true, false) => {
+                // kxdpgun leaves its program attached (through netlink, not a link) when it exits.
+                self.client.exec(&["ip", "link", "set", "dev", CLIENT_IF, "xdp", "off"])?;
+                self.xdp = Some(XdpPass::attach(&self.client, CLIENT_IF)?);
+            }
             (false, true) => self.xdp = None,
             _ => {}
         }

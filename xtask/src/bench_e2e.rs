@@ -137,9 +137,14 @@ struct Sample {
     napi_s: f64,
     unbound_s: f64,
     daemon_s: f64,
-    /// Busy fraction of the client's and the edge's CPU over the run.
+    /// CPU time of the client's tasks (generator, NAPI thread) and of the edge's (NAPI thread,
+    /// Unbound, daemon), as a fraction of the run.
     client_busy: f64,
     edge_busy: f64,
+    /// Busy fraction of the client's and the edge's CPU from /proc/stat: everything that ran
+    /// there, other processes of the machine included.
+    client_cpu_busy: f64,
+    edge_cpu_busy: f64,
     /// Queries Unbound counted.
     unbound_queries: u64,
 }
@@ -173,7 +178,8 @@ impl Sample {
             "round": self.round, "sent": self.sent, "answers": self.answers, "seconds": self.seconds,
             "avg_ms": self.avg_ms, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms,
             "edge_napi_s": self.napi_s, "unbound_s": self.unbound_s, "daemon_s": self.daemon_s,
-            "client_cpu_busy": self.client_busy, "edge_cpu_busy": self.edge_busy,
+            "client_tasks_busy": self.client_busy, "edge_tasks_busy": self.edge_busy,
+            "client_cpu_busy": self.client_cpu_busy, "edge_cpu_busy": self.edge_cpu_busy,
             "unbound_queries": self.unbound_queries,
         })
     }
@@ -195,8 +201,11 @@ impl Bed {
         let work = WorkDir::create(std::env::temp_dir().join(BASE)).map_err(|e| anyhow!(e))?;
         let net = Testbed::create(BASE).map_err(|e| anyhow!(e))?;
         // NAPI on the edge in every case, also without an XDP program: else, without the
-        // filter, receive work would run in the sender's softirq on the client's CPU.
+        // filter, receive work would run in the sender's softirq on the client's CPU. GRO on
+        // gives the edge NAPI, but veth uses it for a UDP frame of a socket only when the
+        // sender has no TSO (veth_skb_is_eligible_for_gro, Linux 5.13+): TSO off on the client.
         net.edge.exec(&["ethtool", "-K", EDGE_IF, "gro", "on"]).map_err(|e| anyhow!(e))?;
+        net.client.exec(&["ethtool", "-K", CLIENT_IF, "tso", "off"]).map_err(|e| anyhow!(e))?;
         let zones: String =
             BLOCKED.iter().map(|d| format!("  local-zone: \"{d}.\" always_nxdomain\n")).collect();
         let unbound = Unbound::start_with(&net.edge, work.path(), false, &zones).map_err(|e| anyhow!(e))?;
@@ -259,10 +268,14 @@ impl Bed {
         let napi_s = || -> Result<f64> { edge_napi.iter().map(|&t| cpu::task_seconds(t).map_err(e)).sum() };
         let unbound_pid = self.unbound.pid();
         let daemon_s = || -> Result<f64> { daemon.map_or(Ok(0.0), |d| cpu::task_seconds(d).map_err(e)) };
-        let busy = || -> Result<(f64, f64)> {
+        let client_napi_s =
+            || -> Result<f64> { client_napi.iter().map(|&t| cpu::task_seconds(t).map_err(e)).sum() };
+        // The client's own tasks (the generator, reaped within the run, and its NAPI thread),
+        // and every task on the two CPUs (other load on the machine included).
+        let busy = || -> Result<(f64, f64, f64)> {
             let t = cpu::cpu_times().map_err(e)?;
             let get = |c: usize| t.get(c).map(|x| x.0).ok_or_else(|| anyhow!("no CPU {c} in /proc/stat"));
-            Ok((get(CLIENT_CPU)?, get(EDGE_CPU)?))
+            Ok((cpu::children_seconds() + client_napi_s()?, get(CLIENT_CPU)?, get(EDGE_CPU)?))
         };
         let queries0 = self.unbound.total_queries().map_err(e)?;
         let (napi0, unbound0, daemon0, busy0) =
@@ -302,7 +315,9 @@ impl Bed {
             unbound_s: unbound1 - unbound0,
             daemon_s: daemon1 - daemon0,
             client_busy: frac(busy1.0 - busy0.0),
-            edge_busy: frac(busy1.1 - busy0.1),
+            edge_busy: frac(napi1 - napi0 + unbound1 - unbound0 + daemon1 - daemon0),
+            client_cpu_busy: frac(busy1.1 - busy0.1),
+            edge_cpu_busy: frac(busy1.2 - busy0.2),
             unbound_queries,
         };
         // Who answered: the filter alone in (a), Unbound in the other cases.
@@ -317,7 +332,8 @@ impl Bed {
         }
         println!(
             "  round {round} {:<34} {:<20} {:>9.0} answers/s  lost {:>5.1}%  edge {:>6.2} us/answer  \
-             (NAPI {:.2} s, Unbound {:.2} s)  CPU busy client {:>3.0}% edge {:>3.0}%",
+             (NAPI {:.2} s, Unbound {:.2} s)  tasks busy client {:>3.0}% edge {:>3.0}%  \
+             (CPUs {:>3.0}% {:>3.0}%)",
             case.label(),
             load.label(p),
             s.rate(),
@@ -326,7 +342,9 @@ impl Bed {
             s.napi_s,
             s.unbound_s,
             s.client_busy * 100.0,
-            s.edge_busy * 100.0
+            s.edge_busy * 100.0,
+            s.client_cpu_busy * 100.0,
+            s.edge_cpu_busy * 100.0
         );
         Ok(s)
     }
@@ -429,7 +447,7 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
 
     let columns = [
         "case", "client", "answers/s", "lost", "latency avg / p50 / p99 (ms)", "edge NAPI s", "Unbound s",
-        "edge CPU µs/answer", "CPU busy client / edge", "limited by",
+        "edge CPU µs/answer", "busy: client tasks / edge tasks (whole CPUs)", "limited by",
     ];
     let mut rows = Vec::new();
     for case in Case::ALL {
@@ -440,12 +458,15 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
             let m = |g: &dyn Fn(&Sample) -> f64| med(case, load, g);
             let opt = |g: fn(&Sample) -> Option<f64>| m(&|s| g(s).unwrap_or(f64::NAN));
             let (client, edge) = (m(&|s| s.client_busy), m(&|s| s.edge_busy));
+            let (client_cpu, edge_cpu) = (m(&|s| s.client_cpu_busy), m(&|s| s.edge_cpu_busy));
             let limit = if edge >= 0.9 {
                 "edge CPU"
             } else if client >= 0.9 {
                 "client CPU"
             } else if load == Load::Fixed {
                 "offered load"
+            } else if client_cpu >= 0.9 || edge_cpu >= 0.9 {
+                "CPU time: a CPU was full with other processes too"
             } else {
                 "neither CPU full (client window, wake-ups)"
             };
@@ -468,7 +489,13 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
                 f(m(&|s| s.napi_s), 2),
                 f(m(&|s| s.unbound_s), 2),
                 f(m(&Sample::edge_us), 2),
-                format!("{}% / {}%", f(client * 100.0, 0), f(edge * 100.0, 0)),
+                format!(
+                    "{}% / {}% ({}% / {}%)",
+                    f(client * 100.0, 0),
+                    f(edge * 100.0, 0),
+                    f(client_cpu * 100.0, 0),
+                    f(edge_cpu * 100.0, 0)
+                ),
                 limit.to_string(),
             ]);
         }
@@ -567,8 +594,10 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
          the peer (XDP_TX, or Unbound's sendmsg); it excludes the client's NAPI receive of the answers. Loads: \
          dnsperf (`-c 4 -q 500 -t 1`) as fast as it goes, dnsperf at {} qps with `-v` for percentiles, \
          kxdpgun (AF_XDP on the client end) at `-Q {}`; {} s each, {} rounds with the cases alternating; medians \
-         over rounds, ratios between cases of the same round. IPv4, A queries, no EDNS. `limited by`: a CPU \
-         at ≥ 90% busy over the run (from /proc/stat). Run time {:.0} s.",
+         over rounds, ratios between cases of the same round. IPv4, A queries, no EDNS. `limited by`: the \
+         side whose own tasks took ≥ 90% of a CPU over the run (client: the generator's user+system time from \
+         getrusage plus its NAPI thread; edge: NAPI thread, Unbound, daemon); the whole CPUs' busy time from \
+         /proc/stat is shown in parentheses (the VM is shared: other processes run there too). Run time {:.0} s.",
         BLOCKED.len(),
         p.fixed_qps,
         p.kx_qps,
