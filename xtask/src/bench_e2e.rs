@@ -14,7 +14,8 @@
 //! Where work runs: NAPI is threaded on both veth ends (so receive work runs in kernel threads
 //! `napi/veth-*`, not on the sender's CPU), the edge's NAPI thread, Unbound and the daemon are
 //! pinned to CPU 1, the client's NAPI thread and the load generator to CPU 0. Edge-side CPU is
-//! the user+system time of the edge NAPI thread, Unbound and the daemon over the run.
+//! the run time (`/proc/PID/task/*/schedstat`, ns) of the edge NAPI thread, Unbound and the
+//! daemon over the run.
 //!
 //! The result is a JSON object that `dnsfilter-bench --e2e FILE` merges into the report:
 //! `summary` (Markdown), `table` (`columns`, `rows`), `rows` (the targets: `metric`, `value`,
@@ -265,11 +266,11 @@ impl Bed {
             .write(if case.blocked() { "blocked.queries" } else { "allowed.queries" }, queries(case))
             .map_err(e)?;
         let daemon = self.daemon_pid();
-        let napi_s = || -> Result<f64> { edge_napi.iter().map(|&t| cpu::task_seconds(t).map_err(e)).sum() };
+        let napi_s = || -> Result<f64> { edge_napi.iter().map(|&t| cpu::run_seconds(t).map_err(e)).sum() };
         let unbound_pid = self.unbound.pid();
-        let daemon_s = || -> Result<f64> { daemon.map_or(Ok(0.0), |d| cpu::task_seconds(d).map_err(e)) };
+        let daemon_s = || -> Result<f64> { daemon.map_or(Ok(0.0), |d| cpu::run_seconds(d).map_err(e)) };
         let client_napi_s =
-            || -> Result<f64> { client_napi.iter().map(|&t| cpu::task_seconds(t).map_err(e)).sum() };
+            || -> Result<f64> { client_napi.iter().map(|&t| cpu::run_seconds(t).map_err(e)).sum() };
         // The client's own tasks (the generator, reaped within the run, and its NAPI thread),
         // and every task on the two CPUs (other load on the machine included).
         let busy = || -> Result<(f64, f64, f64)> {
@@ -279,7 +280,7 @@ impl Bed {
         };
         let queries0 = self.unbound.total_queries().map_err(e)?;
         let (napi0, unbound0, daemon0, busy0) =
-            (napi_s()?, cpu::task_seconds(unbound_pid).map_err(e)?, daemon_s()?, busy()?);
+            (napi_s()?, cpu::run_seconds(unbound_pid).map_err(e)?, daemon_s()?, busy()?);
 
         let out = self.work.file("load.log");
         let (sent, answers, seconds, latency) = match load {
@@ -297,7 +298,7 @@ impl Bed {
         };
 
         let (napi1, unbound1, daemon1, busy1) =
-            (napi_s()?, cpu::task_seconds(unbound_pid).map_err(e)?, daemon_s()?, busy()?);
+            (napi_s()?, cpu::run_seconds(unbound_pid).map_err(e)?, daemon_s()?, busy()?);
         let unbound_queries = self.unbound.total_queries().map_err(e)? - queries0;
         let frac = |b: f64| (b / seconds).clamp(0.0, 1.0);
         let (avg_ms, p50_ms, p99_ms) = latency.unwrap_or((None, None, None));
@@ -588,15 +589,16 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
          data plus `local-zone: \"NAME.\" always_nxdomain` for the {} blocked domains, and the dnsfilter daemon \
          with the same domains as an NXDOMAIN order. Threaded NAPI on both veth ends (GRO on at the edge, so \
          that it has NAPI also without XDP); the edge NAPI thread, Unbound and the daemon pinned to CPU {EDGE_CPU}, \
-         the client NAPI thread and the load generator to CPU {CLIENT_CPU}. Edge CPU per answer = user+system \
-         time (/proc/PID/stat) of the edge NAPI thread + Unbound + the daemon over the run, divided by answers. \
+         the client NAPI thread and the load generator to CPU {CLIENT_CPU}. Edge CPU per answer = run time \
+         (scheduler ns from /proc/PID/task/*/schedstat: exact, where the utime+stime of /proc/PID/stat are \
+         sampled at 10 ms ticks) of the edge NAPI thread + Unbound + the daemon over the run, divided by answers. \
          It includes the veth receive (skb, GRO, for the filter the skb-to-XDP conversion) and the transmit to \
          the peer (XDP_TX, or Unbound's sendmsg); it excludes the client's NAPI receive of the answers. Loads: \
          dnsperf (`-c 4 -q 500 -t 1`) as fast as it goes, dnsperf at {} qps with `-v` for percentiles, \
          kxdpgun (AF_XDP on the client end) at `-Q {}`; {} s each, {} rounds with the cases alternating; medians \
          over rounds, ratios between cases of the same round. IPv4, A queries, no EDNS. `limited by`: the \
          side whose own tasks took ≥ 90% of a CPU over the run (client: the generator's user+system time from \
-         getrusage plus its NAPI thread; edge: NAPI thread, Unbound, daemon); the whole CPUs' busy time from \
+         getrusage plus its NAPI thread's run time; edge: NAPI thread, Unbound, daemon); the whole CPUs' busy time from \
          /proc/stat is shown in parentheses (the VM is shared: other processes run there too). Run time {:.0} s.",
         BLOCKED.len(),
         p.fixed_qps,
