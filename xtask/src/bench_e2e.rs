@@ -415,7 +415,8 @@ pub fn run(p: &Params, bin: &Path, out: &Path) -> Result<serde_json::Value> {
             cases.sort_by_key(|c| c.filter_attached() == (round % 2 == 0));
             for case in cases {
                 for load in Load::ALL.into_iter().filter(|&l| l != Load::Kx || kx) {
-                    samples.push(bed.measure(p, case, load, round)?);
+                    let sample = bed.measure(p, case, load, round);
+                    samples.push(sample.context("bench e2e stopped (everything it started is removed)")?);
                 }
             }
         }
