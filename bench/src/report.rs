@@ -507,7 +507,8 @@ pub fn markdown(r: &Results, notes: &str) -> String {
             }
             let text = |x: &serde_json::Value| x.as_str().map_or(x.to_string(), str::to_string);
             if let Some(t) = v.get("table") {
-                let columns: Vec<String> = t.get("columns").and_then(|c| c.as_array()).into_iter().flatten().map(text).collect();
+                let columns: Vec<String> =
+                    t.get("columns").and_then(|c| c.as_array()).into_iter().flatten().map(text).collect();
                 if !columns.is_empty() {
                     let _ = writeln!(o, "| {} |\n|{}", columns.join(" | "), "---|".repeat(columns.len()));
                     for row in t.get("rows").and_then(|r| r.as_array()).into_iter().flatten() {

@@ -23,7 +23,8 @@ pub fn task_seconds(pid: libc::pid_t) -> Result<f64> {
     let path = format!("/proc/{pid}/stat");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let fields: Vec<&str> = text.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let fields: Vec<&str> =
+        text.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
     let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
     match (field(14), field(15)) {
         (Some(u), Some(s)) => Ok((u + s) as f64 / ticks_per_second()),

@@ -95,7 +95,8 @@ impl Unbound {
     /// clause (each indented and ending with a newline), e.g. `local-zone:` entries.
     pub fn start_with(edge: &Netns, dir: &Path, log_queries: bool, extra: &str) -> Result<Unbound> {
         let conf = dir.join("unbound.conf");
-        std::fs::write(&conf, self::conf(dir, log_queries, extra)).map_err(|e| format!("write {}: {e}", conf.display()))?;
+        std::fs::write(&conf, self::conf(dir, log_queries, extra))
+            .map_err(|e| format!("write {}: {e}", conf.display()))?;
         let mut command = edge.command("unbound");
         command.arg("-d").arg("-c").arg(&conf);
         let mut u = Unbound {

@@ -207,8 +207,7 @@ impl Bed {
         // sender has no TSO (veth_skb_is_eligible_for_gro, Linux 5.13+): TSO off on the client.
         net.edge.exec(&["ethtool", "-K", EDGE_IF, "gro", "on"]).map_err(|e| anyhow!(e))?;
         net.client.exec(&["ethtool", "-K", CLIENT_IF, "tso", "off"]).map_err(|e| anyhow!(e))?;
-        let zones: String =
-            BLOCKED.iter().map(|d| format!("  local-zone: \"{d}.\" always_nxdomain\n")).collect();
+        let zones: String = BLOCKED.iter().map(|d| format!("  local-zone: \"{d}.\" always_nxdomain\n")).collect();
         let unbound = Unbound::start_with(&net.edge, work.path(), false, &zones).map_err(|e| anyhow!(e))?;
         cpu::pin(unbound.pid(), EDGE_CPU).map_err(|e| anyhow!(e))?;
         let names: Vec<String> = BLOCKED.iter().map(|n| format!("{n:?}")).collect();
@@ -269,8 +268,7 @@ impl Bed {
         let napi_s = || -> Result<f64> { edge_napi.iter().map(|&t| cpu::run_seconds(t).map_err(e)).sum() };
         let unbound_pid = self.unbound.pid();
         let daemon_s = || -> Result<f64> { daemon.map_or(Ok(0.0), |d| cpu::run_seconds(d).map_err(e)) };
-        let client_napi_s =
-            || -> Result<f64> { client_napi.iter().map(|&t| cpu::run_seconds(t).map_err(e)).sum() };
+        let client_napi_s = || -> Result<f64> { client_napi.iter().map(|&t| cpu::run_seconds(t).map_err(e)).sum() };
         // The client's own tasks (the generator, reaped within the run, and its NAPI thread),
         // and every task on the two CPUs (other load on the machine included).
         let busy = || -> Result<(f64, f64, f64)> {
@@ -285,7 +283,8 @@ impl Bed {
         let out = self.work.file("load.log");
         let (sent, answers, seconds, latency) = match load {
             Load::Kx => {
-                let l = kxdpgun::Load { server: EDGE_V4, data: &data, seconds: p.seconds, qps: p.kx_qps, cpu: CLIENT_CPU };
+                let l =
+                    kxdpgun::Load { server: EDGE_V4, data: &data, seconds: p.seconds, qps: p.kx_qps, cpu: CLIENT_CPU };
                 let t = kxdpgun::run(&self.net.client, &l, &out).map_err(e)?;
                 (t.sent, t.replies, f64::from(p.seconds), None)
             }
@@ -382,7 +381,11 @@ fn run_dnsperf(ns: &Netns, data: &Path, p: &Params, load: Load, out: &Path) -> R
 /// Removes what a killed run left: the namespaces (with their processes), pins, scratch folder.
 fn remove_leftovers(bin: &Path) {
     Testbed::remove(BASE, Path::new("/nonexistent"));
-    drop(DnsFilter::new(bin, Path::new(&format!("/sys/fs/bpf/{BASE}")), &std::env::temp_dir().join(BASE).join("dnsfilter")));
+    drop(DnsFilter::new(
+        bin,
+        Path::new(&format!("/sys/fs/bpf/{BASE}")),
+        &std::env::temp_dir().join(BASE).join("dnsfilter"),
+    ));
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(BASE));
 }
 
@@ -426,7 +429,8 @@ pub fn run(p: &Params, bin: &Path, out: &Path) -> Result<serde_json::Value> {
         bail!("bench e2e: teardown left {}", left.join(", "));
     }
     let value = report(p, &samples, started.elapsed().as_secs_f64());
-    std::fs::write(out, serde_json::to_string_pretty(&value)? + "\n").with_context(|| format!("writing {}", out.display()))?;
+    std::fs::write(out, serde_json::to_string_pretty(&value)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
     println!("bench e2e: wrote {} in {:.0} s", out.display(), started.elapsed().as_secs_f64());
     Ok(value)
 }
@@ -440,7 +444,8 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
     let of = |case: Case, load: Load| -> Vec<&Sample> {
         samples.iter().filter(|s| s.case == case && s.load == load).collect()
     };
-    let med = |case: Case, load: Load, g: &dyn Fn(&Sample) -> f64| median(of(case, load).iter().map(|s| g(s)).collect());
+    let med =
+        |case: Case, load: Load, g: &dyn Fn(&Sample) -> f64| median(of(case, load).iter().map(|s| g(s)).collect());
     // Median over rounds of the ratio x/y of two cases measured in the same round.
     let ratio = |x: Case, y: Case, load: Load, g: &dyn Fn(&Sample) -> f64| -> f64 {
         let ys: BTreeMap<usize, f64> = of(y, load).iter().map(|s| (s.round, g(s))).collect();
@@ -448,8 +453,16 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
     };
 
     let columns = [
-        "case", "client", "answers/s", "lost", "latency avg / p50 / p99 (ms)", "edge NAPI s", "Unbound s",
-        "edge CPU µs/answer", "busy: client tasks / edge tasks (whole CPUs)", "limited by",
+        "case",
+        "client",
+        "answers/s",
+        "lost",
+        "latency avg / p50 / p99 (ms)",
+        "edge NAPI s",
+        "Unbound s",
+        "edge CPU µs/answer",
+        "busy: client tasks / edge tasks (whole CPUs)",
+        "limited by",
     ];
     let mut rows = Vec::new();
     for case in Case::ALL {
@@ -475,12 +488,9 @@ fn report(p: &Params, samples: &[Sample], seconds: f64) -> serde_json::Value {
             let latency = match load {
                 Load::Kx => "–".to_string(),
                 Load::Max => f(opt(|s| s.avg_ms), 3),
-                Load::Fixed => format!(
-                    "{} / {} / {}",
-                    f(opt(|s| s.avg_ms), 3),
-                    f(opt(|s| s.p50_ms), 3),
-                    f(opt(|s| s.p99_ms), 3)
-                ),
+                Load::Fixed => {
+                    format!("{} / {} / {}", f(opt(|s| s.avg_ms), 3), f(opt(|s| s.p50_ms), 3), f(opt(|s| s.p99_ms), 3))
+                }
             };
             rows.push(vec![
                 case.label().to_string(),
