@@ -29,8 +29,9 @@ struct Cli {
     /// Table sizes of part 2, overriding the mode's (e.g. `--sizes 1000,100000`).
     #[arg(long, value_delimiter = ',')]
     sizes: Option<Vec<usize>>,
-    /// Results of the end-to-end testbed run (issue 5 part 3), a JSON object merged into the
-    /// report: `{"summary": "...", "rows": [{"metric", "value", "target", "met"}]}`.
+    /// Results of the end-to-end testbed run (issue 5 part 3, written by `cargo xtask bench`),
+    /// a JSON object merged into the report: `{"summary": "...", "table": {"columns": [...],
+    /// "rows": [[...]]}, "rows": [{"metric", "value", "target", "met"}]}`.
     #[arg(long)]
     e2e: Option<PathBuf>,
     /// Hand-written analysis appended to the report. Default: bench/NOTES.md (full runs only).

@@ -494,15 +494,29 @@ pub fn markdown(r: &Results, notes: &str) -> String {
         None => {
             let _ = writeln!(
                 o,
-                "Not part of this run (issue 5 part 3 comes from another branch). Hook: run \
-                 `cargo xtask bench -- --e2e FILE` with a JSON object `{{\"summary\": \"...\", \"rows\": \
-                 [{{\"metric\": \"...\", \"value\": \"...\", \"target\": \"...\", \"met\": true}}]}}`; it is \
-                 stored under `e2e` in the JSON and rendered here.\n"
+                "Not part of this run (`cargo xtask bench --no-e2e`). `cargo xtask bench` runs it \
+                 (xtask/src/bench_e2e.rs) and passes its JSON with `--e2e FILE`: `{{\"summary\": \"...\", \
+                 \"table\": {{\"columns\": [...], \"rows\": [[...]]}}, \"rows\": [{{\"metric\": \"...\", \
+                 \"value\": \"...\", \"target\": \"...\", \"met\": true}}]}}`; it is stored under `e2e` in \
+                 the JSON and rendered here.\n"
             );
         }
         Some(v) => {
             if let Some(s) = v.get("summary").and_then(|s| s.as_str()) {
                 let _ = writeln!(o, "{s}\n");
+            }
+            let text = |x: &serde_json::Value| x.as_str().map_or(x.to_string(), str::to_string);
+            if let Some(t) = v.get("table") {
+                let columns: Vec<String> =
+                    t.get("columns").and_then(|c| c.as_array()).into_iter().flatten().map(text).collect();
+                if !columns.is_empty() {
+                    let _ = writeln!(o, "| {} |\n|{}", columns.join(" | "), "---|".repeat(columns.len()));
+                    for row in t.get("rows").and_then(|r| r.as_array()).into_iter().flatten() {
+                        let cells: Vec<String> = row.as_array().into_iter().flatten().map(text).collect();
+                        let _ = writeln!(o, "| {} |", cells.join(" | "));
+                    }
+                    let _ = writeln!(o);
+                }
             }
             let _ = writeln!(o, "| metric | value | target | verdict |\n|---|---|---|---|");
             for row in v.get("rows").and_then(|r| r.as_array()).into_iter().flatten() {

@@ -18,9 +18,11 @@
 //! `Result<_, String>`; the demo prints them, the tests `.expect()` them.
 
 pub mod cmd;
+pub mod cpu;
 pub mod dig;
 pub mod dnsfilter;
 pub mod dnsperf;
+pub mod kxdpgun;
 pub mod lab;
 pub mod netns;
 pub mod topology;

@@ -18,7 +18,7 @@ pub const EDGE_IF: &str = "veth-edge";
 /// namespaces and deletes them (and the veth pair with them).
 pub struct Testbed {
     // Dropped in this order: the program, then the namespaces.
-    xdp: XdpPass,
+    xdp: Option<XdpPass>,
     pub client: Netns,
     pub edge: Netns,
 }
@@ -49,8 +49,24 @@ impl Testbed {
         // XDP_TX on the edge reaches the client only if the client runs NAPI (GRO) and has an
         // XDP program of its own (see crate::xdp).
         client.exec(&["ethtool", "-K", CLIENT_IF, "gro", "on"])?;
-        let xdp = XdpPass::attach(&client, CLIENT_IF)?;
+        let xdp = Some(XdpPass::attach(&client, CLIENT_IF)?);
         Ok(Testbed { xdp, client, edge })
+    }
+
+    /// Attaches (`on`) or detaches the client's XDP_PASS program, e.g. to let a load generator
+    /// that brings its own XDP program (kxdpgun) use the client's end. Without any XDP program
+    /// there, answers sent with XDP_TX by the edge never reach the client.
+    pub fn set_client_xdp(&mut self, on: bool) -> Result<()> {
+        match (on, self.xdp.is_some()) {
+            (true, false) => {
+                // kxdpgun leaves its program attached (through netlink, not a link) when it exits.
+                self.client.exec(&["ip", "link", "set", "dev", CLIENT_IF, "xdp", "off"])?;
+                self.xdp = Some(XdpPass::attach(&self.client, CLIENT_IF)?);
+            }
+            (false, true) => self.xdp = None,
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Builds a testbed whose names no other test or process uses.
@@ -62,7 +78,9 @@ impl Testbed {
     /// at `xdp_pin` to stay attached.
     pub fn keep(self, xdp_pin: &Path) -> Result<()> {
         let Testbed { xdp, client, edge } = self;
-        xdp.pin(xdp_pin)?;
+        if let Some(xdp) = &xdp {
+            xdp.pin(xdp_pin)?;
+        }
         client.keep();
         edge.keep();
         Ok(())

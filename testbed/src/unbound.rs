@@ -53,8 +53,9 @@ impl LoggedQuery {
     }
 }
 
-fn conf(dir: &Path) -> String {
+fn conf(dir: &Path, log_queries: bool, extra: &str) -> String {
     let dir = dir.display();
+    let log_queries = if log_queries { "yes" } else { "no" };
     format!(
         r#"server:
   interface: {EDGE_V4}
@@ -69,13 +70,13 @@ fn conf(dir: &Path) -> String {
   pidfile: ""
   use-syslog: no
   logfile: "{dir}/unbound.log"
-  log-queries: yes
+  log-queries: {log_queries}
   verbosity: 0
   # Every name is answered here: a query that leaks past the filter cannot go unnoticed.
   local-zone: "." redirect
   local-data: ". 300 IN A {RESOLVER_V4}"
   local-data: ". 300 IN AAAA {RESOLVER_V6}"
-remote-control:
+{extra}remote-control:
   control-enable: yes
   control-interface: {dir}/unbound.ctl
   control-use-cert: no
@@ -86,8 +87,16 @@ remote-control:
 impl Unbound {
     /// Writes `dir/unbound.conf`, starts Unbound in `edge` and waits until it serves.
     pub fn start(edge: &Netns, dir: &Path) -> Result<Unbound> {
+        Unbound::start_with(edge, dir, true, "")
+    }
+
+    /// As [`Unbound::start`], with the query log on or off (off for load: one log line per
+    /// query would cost more than the answer) and `extra` lines appended to the `server:`
+    /// clause (each indented and ending with a newline), e.g. `local-zone:` entries.
+    pub fn start_with(edge: &Netns, dir: &Path, log_queries: bool, extra: &str) -> Result<Unbound> {
         let conf = dir.join("unbound.conf");
-        std::fs::write(&conf, self::conf(dir)).map_err(|e| format!("write {}: {e}", conf.display()))?;
+        std::fs::write(&conf, self::conf(dir, log_queries, extra))
+            .map_err(|e| format!("write {}: {e}", conf.display()))?;
         let mut command = edge.command("unbound");
         command.arg("-d").arg("-c").arg(&conf);
         let mut u = Unbound {
@@ -110,6 +119,11 @@ impl Unbound {
         let mut c = Command::new("unbound-control");
         c.arg("-c").arg(&self.conf).arg(verb);
         c
+    }
+
+    /// The process id (Unbound runs in the foreground, so this is Unbound itself).
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.pid()
     }
 
     /// The configuration file.
@@ -166,7 +180,7 @@ mod tests {
 
     #[test]
     fn the_config_answers_every_name_and_logs_and_counts_queries() {
-        let c = conf(Path::new("/tmp/x"));
+        let c = conf(Path::new("/tmp/x"), true, "");
         for line in [
             "local-zone: \".\" redirect",
             "local-data: \". 300 IN A 10.99.99.99\"",
@@ -178,5 +192,13 @@ mod tests {
         ] {
             assert!(c.lines().any(|l| l.trim() == line), "{line} missing:\n{c}");
         }
+    }
+
+    #[test]
+    fn extra_lines_go_into_the_server_clause() {
+        let c = conf(Path::new("/tmp/x"), false, "  local-zone: \"a.com.\" always_nxdomain\n");
+        assert!(c.contains("  log-queries: no\n"), "{c}");
+        let zone = c.find("local-zone: \"a.com.\"").unwrap();
+        assert!(zone < c.find("remote-control:").unwrap(), "{c}");
     }
 }

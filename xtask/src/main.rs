@@ -1,5 +1,6 @@
 //! Developer tasks for the dnsfilter workspace, run as `cargo xtask <task>`.
 mod bench;
+mod bench_e2e;
 mod cmd;
 mod demo;
 mod setup;
@@ -30,9 +31,9 @@ enum Task {
     /// them from a client namespace, show who answered, the counters and the provenance, then
     /// tear everything down (also on Ctrl-C or failure).
     Demo(demo::Options),
-    /// Run `setup`, then the benchmarks (BPF_PROG_TEST_RUN against calibration programs,
-    /// scale, load times, swaps): writes BENCHMARKS.md, bench/results.json and the plots.
-    /// Needs root.
+    /// Run `setup`, then the benchmarks: end to end on the testbed (dnsperf and kxdpgun against
+    /// the filter and Unbound), then BPF_PROG_TEST_RUN against calibration programs, scale,
+    /// load times, swaps. Writes BENCHMARKS.md, bench/results.json and the plots. Needs root.
     Bench(bench::Options),
 }
 

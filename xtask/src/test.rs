@@ -37,7 +37,9 @@ pub fn run(options: &Options) -> Result<()> {
         }
         cmd::run(&mut cargo)
     })?;
-    step("bench --quick", || bench::run_bench(&bench::Options { quick: true, args: Vec::new() }))?;
+    step("bench --quick", || {
+        bench::run_bench(&bench::Options { quick: true, e2e_only: false, no_e2e: false, args: Vec::new() })
+    })?;
     println!("test: all steps passed");
     Ok(())
 }
