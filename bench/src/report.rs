@@ -292,6 +292,22 @@ pub fn markdown(r: &Results, notes: &str) -> String {
         r.swap.swaps,
         svg::si(r.swap.entries as f64)
     );
+    // The end-to-end targets (part 3), judged in section 3.
+    for row in r.e2e.as_ref().and_then(|v| v.get("rows")).and_then(|r| r.as_array()).into_iter().flatten() {
+        let g = |k: &str| row.get(k).map_or(String::new(), |x| x.as_str().map_or(x.to_string(), str::to_string));
+        let verdict = match row.get("met").and_then(|m| m.as_bool()) {
+            Some(true) => "**met**",
+            Some(false) => "**missed**",
+            None => continue,
+        };
+        let _ = writeln!(
+            o,
+            "| end to end: {} | {} | {} | {verdict} | [§3](#3-end-to-end-on-the-testbed) |",
+            g("metric"),
+            g("target"),
+            g("value")
+        );
+    }
 
     let _ = writeln!(o, "\n## 1. Per-packet cost (BPF_PROG_TEST_RUN)\n");
     let _ = writeln!(
