@@ -13,7 +13,6 @@ use anyhow::{Context as _, Result, bail};
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
@@ -242,53 +241,12 @@ pub fn update_batch_u64(map: BorrowedFd<'_>, keys: &[u64], values: &[u64]) -> Re
     Ok(())
 }
 
-/// `union bpf_attr` for BPF_PROG_TEST_RUN.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    pad: u32,
-}
-
-/// What one BPF_PROG_TEST_RUN returned.
-#[derive(Clone, Copy, Debug)]
-pub struct Ran {
-    /// The program's return value (the XDP verdict).
-    pub verdict: u32,
-    /// The kernel's mean time per repetition, ns (integer: `duration` is a u32).
-    pub ns: u32,
-    /// Octets written to `out`.
-    pub out_len: usize,
-}
+pub use filter_tests::Ran;
 
 /// One BPF_PROG_TEST_RUN of `frame`, `repeat` times, writing the output frame into `out`.
 /// `out` must be large enough for the output (the kernel refuses a short one).
 pub fn test_run(prog: BorrowedFd<'_>, frame: &[u8], repeat: u32, out: &mut [u8]) -> Result<Ran> {
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        data_size_in: frame.len() as u32,
-        data_size_out: out.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        data_out: out.as_mut_ptr() as u64,
-        repeat,
-        ..Default::default()
-    };
-    bpf(BPF_PROG_TEST_RUN, &mut attr).context("BPF_PROG_TEST_RUN")?;
-    Ok(Ran { verdict: attr.retval, ns: attr.duration, out_len: attr.data_size_out as usize })
+    filter_tests::test_run_fd(prog, frame, repeat, out).context("BPF_PROG_TEST_RUN")
 }
 
 /// `union bpf_attr` for BPF_*_GET_FD_BY_ID.

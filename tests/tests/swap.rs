@@ -5,7 +5,7 @@
 //! verdicts: never anything else.
 
 use std::{
-    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, OwnedFd},
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -40,44 +40,10 @@ fn rules(names: &[&str]) -> Vec<Rule> {
         .collect()
 }
 
-/// `union bpf_attr` for BPF_PROG_TEST_RUN, up to the fields used.
-#[repr(C)]
-#[derive(Default)]
-struct TestRunAttr {
-    prog_fd: u32,
-    retval: u32,
-    data_size_in: u32,
-    data_size_out: u32,
-    data_in: u64,
-    data_out: u64,
-    repeat: u32,
-    duration: u32,
-    ctx_size_in: u32,
-    ctx_size_out: u32,
-    ctx_in: u64,
-    ctx_out: u64,
-    flags: u32,
-    cpu: u32,
-    batch_size: u32,
-    pad: u32,
-}
-
 /// One BPF_PROG_TEST_RUN (repeat 1) on a program fd; returns the XDP verdict.
 fn verdict(prog: &OwnedFd, frame: &[u8]) -> u32 {
     let mut out = vec![0u8; frame.len() + 1024];
-    let mut attr = TestRunAttr {
-        prog_fd: prog.as_raw_fd() as u32,
-        data_size_in: frame.len() as u32,
-        data_size_out: out.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
-        ..Default::default()
-    };
-    // SAFETY: BPF_PROG_TEST_RUN (10) with buffers that outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 10, &mut attr as *mut TestRunAttr, size_of::<TestRunAttr>()) };
-    assert_eq!(r, 0, "BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
-    attr.retval
+    filter_tests::test_run_fd(prog.as_fd(), frame, 1, &mut out).expect("BPF_PROG_TEST_RUN").verdict
 }
 
 #[test]
