@@ -45,8 +45,7 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     }
     if let Ok(Some(mut s)) = State::load(&conf.paths.state_dir) {
         s.interfaces.retain(|r| !targets.contains(&r.name) || pins.linked().contains(&r.name));
-        let sources = s.sources(&conf.paths.state_dir).unwrap_or_default();
-        if let Err(e) = s.save(&conf.paths.state_dir, &sources) {
+        if let Err(e) = s.save(&conf.paths.state_dir, &[]) {
             eprintln!("warning: {e}");
         }
     }

@@ -259,10 +259,9 @@ impl Daemon {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Saves the state; the copies of its sources are already stored.
     fn save(&self) -> Result<(), DaemonError> {
-        let dir = &self.conf.paths.state_dir;
-        let sources = self.state.sources(dir).unwrap_or_default();
-        Ok(self.state.save(dir, &sources)?)
+        Ok(self.state.save(&self.conf.paths.state_dir, &[])?)
     }
 
     /// Applies the lists now. On any error the generation in force stays, the failure is

@@ -103,7 +103,8 @@ impl State {
         Ok(Some(s))
     }
 
-    /// Writes the state atomically, with copies of `sources`, and drops copies no longer used.
+    /// Writes the state atomically, with copies of `sources` not stored yet, and drops copies
+    /// no longer used. Copies already stored stay: pass no sources to save the state alone.
     pub fn save(&self, dir: &Path, sources: &[Source]) -> Result<(), StateError> {
         let copies = dir.join("sources");
         std::fs::create_dir_all(&copies).map_err(io(&copies))?;
@@ -198,6 +199,9 @@ mod tests {
         s.sources.truncate(1);
         s.save(d.path(), &[a]).unwrap();
         assert_eq!(std::fs::read_dir(d.path().join("sources")).unwrap().count(), 1);
+        // Saving the state alone keeps the stored copy.
+        s.save(d.path(), &[]).unwrap();
+        assert_eq!(s.sources(d.path()).unwrap().len(), 1);
         std::fs::write(State::file(d.path()), "{\"schema\": 99}").unwrap();
         assert!(State::load(d.path()).is_err());
     }
