@@ -558,11 +558,6 @@ impl Filter {
     }
 }
 
-/// Index of a network interface, or `None` if there is none of that name.
-pub fn nix_if_index(iface: &str) -> Option<u32> {
-    sys::if_index(iface)
-}
-
 /// `union bpf_attr` for BPF_MAP_CREATE (the fields up to map_name).
 #[repr(C)]
 #[derive(Default)]

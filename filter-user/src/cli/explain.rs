@@ -6,12 +6,8 @@ use filter_common::table::{Action, Entry};
 
 use super::{EXIT_FAILURE, Global, when};
 use crate::{
-    conf::{Conf, GuardConf},
-    daemon::{
-        compile::{self, Applied},
-        entry_json,
-        state::State,
-    },
+    conf::Conf,
+    daemon::{compile::Applied, entry_json, state::State},
     lists::How,
     names,
     table::Scope,
@@ -40,18 +36,11 @@ fn scope_of(e: &Entry, exact: bool) -> Option<Scope> {
     }
 }
 
-/// The listed entries behind a kernel entry matched at suffix `suffix`.
-fn provenance(conf: &Conf, suffix: &[Vec<u8>], action: Action) -> Vec<Applied> {
-    let dir = &conf.paths.state_dir;
-    let Ok(Some(state)) = State::load(dir) else { return Vec::new() };
-    let Ok(sources) = state.sources(dir) else { return Vec::new() };
-    let defaults = crate::lists::Defaults {
-        action: Action::from_name(&state.default_action).unwrap_or(conf.defaults.action),
-        ede: crate::conf::ede_arg(&state.default_ede).unwrap_or(conf.defaults.ede),
-    };
-    let guards = GuardConf { protected: state.protected.clone(), strict: false, ..conf.guards.clone() };
-    let Ok(c) = compile::compile(&sources, defaults, &guards, state.applied_at) else { return Vec::new() };
-    c.entries.into_iter().filter(|e| e.labels == suffix && e.action == action).collect()
+/// The listed entries behind a kernel entry matched at suffix `suffix`, from the saved copies
+/// of the sources of the generation in force.
+fn provenance(conf: &Conf, state: &State, suffix: &[Vec<u8>], action: Action) -> Vec<Applied> {
+    let entries = crate::daemon::rebuild(state, conf, &conf.paths.state_dir).unwrap_or_default();
+    entries.into_iter().filter(|e| e.labels == suffix && e.action == action).collect()
 }
 
 pub fn run(g: &Global, a: Args) -> ExitCode {
@@ -97,9 +86,9 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
     let suffix = labels.get(k..).unwrap_or_default().to_vec();
     let matched = names::display(&suffix);
     let scope = scope_of(&entry, k == 0);
-    let mut behind = provenance(&conf, &suffix, entry.action);
-    behind.sort_by_key(|e| Some(e.scope) != scope);
     let state = State::load(&conf.paths.state_dir).ok().flatten().unwrap_or_default();
+    let mut behind = provenance(&conf, &state, &suffix, entry.action);
+    behind.sort_by_key(|e| Some(e.scope) != scope);
     let (ede, ede_name, ede_code) = match entry.ede() {
         filter_common::table::Ede::Censored => ("EDE 16 Censored", "censored", Some(16)),
         filter_common::table::Ede::Blocked => ("EDE 15 Blocked", "blocked", Some(15)),

@@ -490,8 +490,10 @@ fn conf_pins(d: &Daemon) -> crate::loader::Pins {
     d.conf.paths.pins.clone()
 }
 
-/// The entries of a saved generation, recompiled from the saved copies of its sources.
-fn rebuild(s: &State, conf: &Conf, dir: &std::path::Path) -> Option<Vec<Applied>> {
+/// The entries of a saved generation, recompiled from the saved copies of its sources, as
+/// they were judged when it was applied. `None` if the copies or the saved defaults cannot be
+/// read.
+pub fn rebuild(s: &State, conf: &Conf, dir: &std::path::Path) -> Option<Vec<Applied>> {
     let sources = s.sources(dir).ok()?;
     let defaults = crate::lists::Defaults {
         action: filter_common::table::Action::from_name(&s.default_action)?,
