@@ -12,14 +12,12 @@ use anyhow::{Context as _, Result, bail};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
 pub const BPF_MAP_TYPE_ARRAY: u32 = 2;
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
-const BPF_PROG_TYPE_XDP: u32 = 6;
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: attr is a live, initialised prefix of `union bpf_attr` of the size passed; the
@@ -107,49 +105,11 @@ impl Insn {
 /// Helper `bpf_map_lookup_elem`.
 pub const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 
-/// `union bpf_attr` for BPF_PROG_LOAD, up to the fields used.
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-}
-
 /// Loads an XDP program from hand-written instructions. On a verifier refusal the error
 /// carries the verifier log.
 pub fn load_xdp(name: &str, insns: &[Insn]) -> Result<OwnedFd> {
     let code: Vec<u64> = insns.iter().map(|i| i.0).collect();
-    let license = c"GPL";
-    let mut log = vec![0u8; 64 * 1024];
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_XDP,
-        insn_cnt: code.len() as u32,
-        insns: code.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        ..Default::default()
-    };
-    let n = name.len().min(15);
-    attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
-    match bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => Ok(owned(fd)),
-        Err(first) => {
-            // Again with the verifier log, to say why.
-            attr.log_level = 1;
-            attr.log_size = log.len() as u32;
-            attr.log_buf = log.as_mut_ptr() as u64;
-            let _ = bpf(BPF_PROG_LOAD, &mut attr);
-            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-            bail!("loading calibration program {name}: {first}\n{}", String::from_utf8_lossy(&log[..end]))
-        }
-    }
+    testbed::xdp::load(name, &code).map_err(|e| anyhow::anyhow!("calibration program: {e}"))
 }
 
 /// `union bpf_attr` for BPF_MAP_CREATE, up to `map_name`.

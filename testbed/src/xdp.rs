@@ -83,12 +83,39 @@ fn bpf_fd<T>(cmd: libc::c_long, attr: &mut T) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Loads an XDP program from raw instructions (one `u64` each). On a verifier refusal the
+/// error carries the verifier log.
+pub fn load(name: &str, code: &[u64]) -> Result<OwnedFd> {
+    let license = c"GPL";
+    let mut attr = ProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_XDP,
+        insn_cnt: code.len() as u32,
+        insns: code.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..Default::default()
+    };
+    let n = name.len().min(15);
+    attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    match bpf_fd(BPF_PROG_LOAD, &mut attr) {
+        Ok(fd) => Ok(fd),
+        Err(first) => {
+            // Again with the verifier log, to say why.
+            let mut log = vec![0u8; 64 * 1024];
+            attr.log_level = 1;
+            attr.log_size = log.len() as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+            let _ = bpf(BPF_PROG_LOAD, &mut attr);
+            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+            Err(format!("loading XDP program {name}: {first}\n{}", String::from_utf8_lossy(&log[..end])))
+        }
+    }
+}
+
 impl XdpPass {
     /// Loads the program and attaches it to `iface` inside `ns`.
     pub fn attach(ns: &Netns, iface: &str) -> Result<XdpPass> {
         // r0 = XDP_PASS; exit
         let insns: [u64; 2] = [0xb7 | (2 << 32), 0x95];
-        let license = c"GPL";
         let c_iface = CString::new(iface).map_err(|e| format!("{iface:?}: {e}"))?;
         // setns changes only the calling thread's namespace: do it in a thread of its own.
         let attach = || -> Result<OwnedFd> {
@@ -101,15 +128,7 @@ impl XdpPass {
             if ifindex == 0 {
                 return Err(format!("{iface} in {}: {}", ns.name, std::io::Error::last_os_error()));
             }
-            let mut load = ProgLoadAttr {
-                prog_type: BPF_PROG_TYPE_XDP,
-                insn_cnt: 2,
-                insns: insns.as_ptr() as u64,
-                license: license.as_ptr() as u64,
-                ..Default::default()
-            };
-            load.prog_name[..8].copy_from_slice(b"xdp_pass");
-            let prog = bpf_fd(BPF_PROG_LOAD, &mut load).map_err(|e| format!("load the XDP_PASS program: {e}"))?;
+            let prog = load("xdp_pass", &insns)?;
             let mut create = LinkCreateAttr {
                 prog_fd: prog.as_raw_fd() as u32,
                 target_ifindex: ifindex,
