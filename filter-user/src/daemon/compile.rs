@@ -735,25 +735,28 @@ mod tests {
         assert!(e[0].to_string().contains("order id \"o1\" is already used at /o/a.toml:1"), "{}", e[0]);
     }
 
+    /// An entry in force, listed in a plain list of order `order`.
+    fn applied(name: &str, order: &str, action: Action, ede: Ede) -> Applied {
+        Applied {
+            labels: names::canonical(name).unwrap(),
+            scope: Scope::Subtree,
+            action,
+            intended: action,
+            ede,
+            stop: None,
+            order: order.into(),
+            how: How::Listed,
+            loc: Loc { file: "f".into(), line: 1 },
+            override_reason: None,
+            fp: 0,
+            same_name_as: None,
+        }
+        .with_fp()
+    }
+
     #[test]
     fn share_guard() {
-        let mk = |n: &str| {
-            Applied {
-                labels: names::canonical(n).unwrap(),
-                scope: Scope::Subtree,
-                action: Action::Nxdomain,
-                intended: Action::Nxdomain,
-                ede: Ede::Censored,
-                stop: None,
-                order: "o".into(),
-                how: How::Listed,
-                loc: Loc { file: "f".into(), line: 1 },
-                override_reason: None,
-                fp: 0,
-                same_name_as: None,
-            }
-            .with_fp()
-        };
+        let mk = |n: &str| applied(n, "o", Action::Nxdomain, Ede::Censored);
         let old: Vec<_> = (0..20).map(|i| mk(&format!("s{i}.example"))).collect();
         let mut new = old.clone();
         new.truncate(15);
@@ -773,22 +776,8 @@ mod tests {
     #[test]
     fn groups_are_stable_and_reclaimed_when_full() {
         let mut g = Groups::default();
-        let e = |order: &str, action| {
-            Applied {
-                labels: names::canonical(&format!("{order}.{}.example", Action::name(action))).unwrap(),
-                scope: Scope::Subtree,
-                action,
-                intended: action,
-                ede: Ede::None,
-                stop: None,
-                order: order.into(),
-                how: How::Listed,
-                loc: Loc { file: "f".into(), line: 1 },
-                override_reason: None,
-                fp: 0,
-                same_name_as: None,
-            }
-            .with_fp()
+        let e = |order: &str, action: Action| {
+            applied(&format!("{order}.{}.example", action.name()), order, action, Ede::None)
         };
         let (r, fresh) = g.rules(&[e("a", Action::Nxdomain), e("b", Action::Drop), e("a", Action::Allow)], 3);
         assert_eq!(r.iter().map(|r| r.group).collect::<Vec<_>>(), [0, 1, 2]);
