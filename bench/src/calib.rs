@@ -14,7 +14,7 @@
 //! The cold programs must be fed a different frame on every call (random octets at
 //! [`KEY_OFFSET`]); see `workload`.
 
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd as _, BorrowedFd, OwnedFd};
 
 use anyhow::Result;
 
@@ -49,19 +49,33 @@ pub fn hot(entries: u32) -> Result<Calib> {
     let mut insns = Vec::new();
     insns.extend(Insn::ld_imm64(1, key));
     insns.push(Insn::stx_dw(10, 1, -8));
-    insns.extend(Insn::ld_map_fd(1, map.as_fd()));
-    insns.extend([
-        Insn::mov_reg(2, 10),
-        Insn::add_imm(2, -8),
-        Insn::call(HELPER_MAP_LOOKUP_ELEM),
-        Insn::jeq_imm(0, 0, 1),
-        // Touch the value, as a real lookup would.
-        Insn::ldx_dw(1, 0, 0),
-        Insn::mov_imm(0, XDP_PASS),
-        Insn::exit(),
-    ]);
+    insns.extend(lookup(map.as_fd(), -8));
+    insns.extend([Insn::mov_imm(0, XDP_PASS), Insn::exit()]);
     let prog = sys::load_xdp("cal_hot", &insns)?;
     Ok(Calib { prog, map: Some(map) })
+}
+
+/// `bpf_map_lookup_elem(map, fp + key_at)`, then a read of the value when found, as a real
+/// lookup would touch it.
+fn lookup(map: BorrowedFd<'_>, key_at: i32) -> Vec<Insn> {
+    let mut insns = Insn::ld_map_fd(1, map).to_vec();
+    insns.extend([
+        Insn::mov_reg(2, 10),
+        Insn::add_imm(2, key_at),
+        Insn::call(HELPER_MAP_LOOKUP_ELEM),
+        Insn::jeq_imm(0, 0, 1),
+        Insn::ldx_dw(1, 0, 0),
+    ]);
+    insns
+}
+
+/// The whole program around `body`: the key read from the frame into r6 (`body` skipped when
+/// the frame is too short), then `return XDP_PASS`.
+fn with_key_from_frame(body: Vec<Insn>) -> Vec<Insn> {
+    let mut insns = key_from_frame(body.len());
+    insns.extend(body);
+    insns.extend([Insn::mov_imm(0, XDP_PASS), Insn::exit()]);
+    insns
 }
 
 /// Reads the key from the frame into r6; when the frame is too short, jumps over the key load
@@ -83,18 +97,8 @@ pub fn cold_array(elements: u32) -> Result<Calib> {
     let elements = elements.max(1);
     let map = sys::create_map("cal_cold_arr", sys::BPF_MAP_TYPE_ARRAY, 4, 64, elements, sys::BPF_F_MMAPABLE)?;
     let mut body = vec![Insn::mod_imm(6, elements as i32), Insn::stx_w(10, 6, -4)];
-    body.extend(Insn::ld_map_fd(1, map.as_fd()));
-    body.extend([
-        Insn::mov_reg(2, 10),
-        Insn::add_imm(2, -4),
-        Insn::call(HELPER_MAP_LOOKUP_ELEM),
-        Insn::jeq_imm(0, 0, 1),
-        Insn::ldx_dw(1, 0, 0),
-    ]);
-    let mut insns = key_from_frame(body.len());
-    insns.extend(body);
-    insns.extend([Insn::mov_imm(0, XDP_PASS), Insn::exit()]);
-    let prog = sys::load_xdp("cal_cold_arr", &insns)?;
+    body.extend(lookup(map.as_fd(), -4));
+    let prog = sys::load_xdp("cal_cold_arr", &with_key_from_frame(body))?;
     Ok(Calib { prog, map: Some(map) })
 }
 
@@ -106,17 +110,7 @@ pub fn cold_hash(entries: u32) -> Result<Calib> {
     let keys: Vec<u64> = (1..=u64::from(entries)).map(|i| i.wrapping_mul(HOT_KEY_STEP) >> 8).collect();
     sys::update_batch_u64(map.as_fd(), &keys, &keys)?;
     let mut body = vec![Insn::stx_dw(10, 6, -8)];
-    body.extend(Insn::ld_map_fd(1, map.as_fd()));
-    body.extend([
-        Insn::mov_reg(2, 10),
-        Insn::add_imm(2, -8),
-        Insn::call(HELPER_MAP_LOOKUP_ELEM),
-        Insn::jeq_imm(0, 0, 1),
-        Insn::ldx_dw(1, 0, 0),
-    ]);
-    let mut insns = key_from_frame(body.len());
-    insns.extend(body);
-    insns.extend([Insn::mov_imm(0, XDP_PASS), Insn::exit()]);
-    let prog = sys::load_xdp("cal_cold_hash", &insns)?;
+    body.extend(lookup(map.as_fd(), -8));
+    let prog = sys::load_xdp("cal_cold_hash", &with_key_from_frame(body))?;
     Ok(Calib { prog, map: Some(map) })
 }
