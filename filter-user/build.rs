@@ -1,10 +1,47 @@
-//! Builds the XDP program with aya-build (nightly + bpf-linker) and embeds it.
-use anyhow::{Context as _, anyhow};
+//! Builds the XDP program with aya-build, using the toolchain pinned in the workspace's
+//! `[workspace.metadata.bpf]` (nightly by date, bpf-linker by version), and embeds it with
+//! its sha256 so that two machines can tell whether they run the same object.
+use std::{path::Path, process::Command};
+
+use anyhow::{Context as _, anyhow, bail};
 use aya_build::{Package, Toolchain};
+use sha2::{Digest as _, Sha256};
+
+/// Set to 1 to build the object with whatever nightly and bpf-linker are installed.
+const ANY_TOOLCHAIN: &str = "DNSFILTER_BPF_TOOLCHAIN_ANY";
 
 fn main() -> anyhow::Result<()> {
-    let cargo_metadata::Metadata { packages, .. } =
+    let cargo_metadata::Metadata { packages, workspace_metadata, workspace_root, .. } =
         cargo_metadata::MetadataCommand::new().no_deps().exec().context("MetadataCommand::exec")?;
+    let pin = |key: &str| {
+        workspace_metadata
+            .pointer(&format!("/bpf/{key}"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{workspace_root}/Cargo.toml: [workspace.metadata.bpf] has no `{key}`"))
+    };
+    let (toolchain, commit, linker) = (pin("toolchain")?, pin("rustc-commit")?, pin("bpf-linker")?);
+    println!("cargo:rerun-if-changed={workspace_root}/Cargo.toml");
+    println!("cargo:rerun-if-env-changed={ANY_TOOLCHAIN}");
+    let any = std::env::var(ANY_TOOLCHAIN).is_ok_and(|v| v == "1");
+
+    let toolchain_used = match check_nightly(&toolchain, &commit) {
+        Ok(()) => toolchain.clone(),
+        Err(e) if any => {
+            println!("cargo:warning=BPF object NOT built with the pinned toolchain ({e}); using `nightly`");
+            "nightly".to_owned()
+        }
+        Err(e) => bail!("{e}. Run `cargo xtask setup`, or set {ANY_TOOLCHAIN}=1 to build with another nightly"),
+    };
+    let linker_used = match check_linker(&linker) {
+        Ok(v) => v,
+        Err(e) if any => {
+            println!("cargo:warning=BPF object NOT linked with the pinned bpf-linker ({e})");
+            "unknown".to_owned()
+        }
+        Err(e) => bail!("{e}. Run `cargo xtask setup`, or set {ANY_TOOLCHAIN}=1 to build with another bpf-linker"),
+    };
+
     let ebpf = packages
         .into_iter()
         .find(|p| p.name.as_str() == "filter-ebpf")
@@ -14,6 +51,46 @@ fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-changed={}", root_dir.join("../filter-common/src"));
     aya_build::build_ebpf(
         [Package { name: "filter-ebpf", root_dir: root_dir.as_str(), ..Default::default() }],
-        Toolchain::default(),
-    )
+        Toolchain::Custom(&toolchain_used),
+    )?;
+
+    let out_dir = std::env::var("OUT_DIR").context("OUT_DIR")?;
+    let object = Path::new(&out_dir).join("dnsfilter");
+    // Under AYA_BUILD_SKIP (docs, clippy without the BPF toolchain) there may be no object.
+    let sha = match std::fs::read(&object) {
+        Ok(bytes) => format!("{:x}", Sha256::digest(&bytes)),
+        Err(_) => "none".to_owned(),
+    };
+    println!("cargo:rustc-env=DNSFILTER_OBJECT_SHA256={sha}");
+    println!("cargo:rustc-env=DNSFILTER_BPF_TOOLCHAIN={toolchain_used}");
+    println!("cargo:rustc-env=DNSFILTER_BPF_LINKER={linker_used}");
+    Ok(())
+}
+
+/// The pinned nightly is installed and is the pinned build.
+fn check_nightly(toolchain: &str, commit: &str) -> anyhow::Result<()> {
+    let out = Command::new("rustup")
+        .args(["run", toolchain, "rustc", "-vV"])
+        .output()
+        .context("running rustup (the BPF object needs rustup's nightly)")?;
+    if !out.status.success() {
+        bail!("the pinned BPF toolchain {toolchain} is not installed");
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found = text.lines().find_map(|l| l.strip_prefix("commit-hash: ")).unwrap_or("?");
+    if found != commit {
+        bail!("toolchain {toolchain} is rustc commit {found}, the pin is {commit}");
+    }
+    Ok(())
+}
+
+/// The `bpf-linker` on PATH is the pinned version; returns its version.
+fn check_linker(version: &str) -> anyhow::Result<String> {
+    let out = Command::new("bpf-linker").arg("--version").output().context("bpf-linker is not on PATH")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let found = text.split_whitespace().nth(1).unwrap_or("?").to_owned();
+    if found != version {
+        bail!("bpf-linker on PATH is {found}, the pin is {version}");
+    }
+    Ok(found)
 }

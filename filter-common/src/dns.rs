@@ -468,6 +468,40 @@ pub fn text_suffix_keys(labels: &[std::vec::Vec<u8>], seed: u64) -> std::vec::Ve
     keys
 }
 
+/// State that the kernel's `bpf_loop` callbacks carry from one iteration to the next and hand
+/// back to the program.
+///
+/// It lives in the per-CPU map value, not on the stack, for the verifier: Linux before 6.7
+/// verifies a `bpf_loop` callback as if it ran once, so whatever the callback leaves on the
+/// caller's stack is known exactly afterwards (one label hashed, the walk ended at the first
+/// suffix), and code that depends on other outcomes is removed as dead. A map value's contents
+/// are never tracked, so every verifier treats what the loops leave here as unknown and
+/// verifies every path after them. All fields are written before each loop starts.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Default)]
+pub struct LoopState {
+    /// Seed of the generation's hashes.
+    pub seed: u64,
+    /// Label loop: offset of the next length octet in the message.
+    pub pos: u64,
+    /// Label loop: valid octets in the message copy.
+    pub end: u64,
+    /// Labels hashed (the label loop's result, the walk's length).
+    pub labels: u64,
+    /// Label loop: 0 while running, 1 at the root label, or 2 + a `Counter` on error.
+    pub state: u64,
+    /// Walk: buckets in the generation.
+    pub nbuckets: u64,
+    /// Walk: key of the suffix walked so far.
+    pub key: u64,
+    /// Walk: the best entry so far (encoded).
+    pub best: u64,
+    /// Walk: the label where `best` matched.
+    pub best_label: u64,
+    /// Walk: 1 once an entry applies.
+    pub found: u64,
+}
+
 /// Per-CPU working memory of the program (one element of the `SCRATCH` map).
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
@@ -478,6 +512,8 @@ pub struct Scratch {
     pub label_hash: [u64; crate::MAX_LABELS + 1],
     /// Offset in `msg` of each label's length octet.
     pub label_pos: [u16; crate::MAX_LABELS + 1],
+    /// State of the program's two `bpf_loop`s (label hashing, then the suffix walk).
+    pub loops: LoopState,
     /// Inputs of the answer path, handed over through memory (see the program).
     pub pending: [u64; 10],
     /// The stop page of a `redirect` answer (the entry's own or the configuration's), handed

@@ -55,6 +55,8 @@ const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_UDP: u8 = 17;
 const IPV6_LEN: usize = 40;
 const UDP_LEN: usize = 8;
+/// Most 32-bit words of IPv4 options (IHL 15).
+const IPV4_OPT_WORDS: usize = 10;
 const REPLY_HOP_LIMIT: u8 = 64;
 
 const _: () = assert!(size_of::<StopRecord>() == 64 && align_of::<StopRecord>() == 8);
@@ -239,47 +241,40 @@ fn is_ipv6_extension(next: u8) -> bool {
     matches!(next, 0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
 }
 
-/// State of the label-hashing loop (one `bpf_loop` iteration per label).
+/// What a `bpf_loop` callback gets as its context: the two pointers it needs. Everything
+/// that changes from one iteration to the next is in `Scratch::loops` (see
+/// `filter_common::dns::LoopState` for why it is not here).
 #[repr(C)]
-struct LabelLoop {
+struct LoopCtx {
     scratch: *mut Scratch,
-    seed: u64,
-    /// Offset of the next length octet in the message.
-    pos: u64,
-    /// Valid octets in the message copy.
-    end: u64,
-    /// Labels hashed so far.
-    labels: u64,
-    /// 0 while running, 1 at the root label, or 2 + a `Counter` on error.
-    state: u64,
+    table: *const Generation,
 }
 
 const LOOP_RUNNING: u64 = 0;
 const LOOP_ROOT: u64 = 1;
 const LOOP_ERROR: u64 = 2;
 
+/// One label of the question name: hash it, note where it starts, move to the next.
 #[inline(never)]
 extern "C" fn label_step(index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: ctx is the LabelLoop on the caller's stack (bpf_loop passes it through).
-    let l = unsafe { &mut *ctx.cast::<LabelLoop>() };
-    // SAFETY: the scratch pointer came from a successful per-CPU map lookup.
-    let s = unsafe { &mut *l.scratch };
-    let pos = (l.pos as usize) & MSG_MASK;
-    match dns::label_at(&s.msg, pos, l.end as usize) {
+    // SAFETY: ctx is the LoopCtx on the caller's stack (bpf_loop passes it through); its
+    // scratch pointer came from a successful per-CPU map lookup.
+    let s = unsafe { &mut *(*ctx.cast::<LoopCtx>()).scratch };
+    let pos = (s.loops.pos as usize) & MSG_MASK;
+    match dns::label_at(&s.msg, pos, s.loops.end as usize) {
         Err(e) => {
-            l.state = LOOP_ERROR + e.counter() as u64;
+            s.loops.state = LOOP_ERROR + e.counter() as u64;
             1
         }
         Ok(None) => {
-            l.state = LOOP_ROOT;
+            s.loops.state = LOOP_ROOT;
             1
         }
         Ok(Some(len)) => {
             let start = pos.wrapping_add(1);
-            let h = dns::hash_label(&s.msg, start, len, l.seed);
+            let h = dns::hash_label(&s.msg, start, len, s.loops.seed);
             // verifier: derive the slot from the loop index, which the verifier treats as
-            // unknown, not from a counter in ctx, which would be tracked precisely and keep the
-            // callback from converging.
+            // unknown, not from a counter it could track precisely.
             let i = (index as usize) & MAX_LABELS;
             if let Some(slot) = s.label_hash.get_mut(i) {
                 *slot = h;
@@ -287,41 +282,29 @@ extern "C" fn label_step(index: u64, ctx: *mut c_void) -> i64 {
             if let Some(slot) = s.label_pos.get_mut(i) {
                 *slot = pos as u16;
             }
-            l.labels = index.wrapping_add(1);
-            l.pos = (start.wrapping_add(len) & MSG_MASK) as u64;
+            s.loops.labels = index.wrapping_add(1);
+            s.loops.pos = (start.wrapping_add(len) & MSG_MASK) as u64;
             0
         }
     }
 }
 
-/// State of the suffix walk (one `bpf_loop` iteration per label, from the top-level label).
-#[repr(C)]
-struct WalkLoop {
-    scratch: *mut Scratch,
-    table: *const Generation,
-    nbuckets: u64,
-    /// Number of labels in the query.
-    labels: u64,
-    /// Key of the suffix walked so far.
-    key: u64,
-    /// Best entry so far (encoded) and the label where it matched.
-    best: u64,
-    best_label: u64,
-    found: u64,
-}
-
+/// One step of the suffix walk, from the top-level label down: look the suffix up, keep the
+/// most specific entry that applies, stop at the first absent suffix.
 #[inline(never)]
 extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: ctx is the WalkLoop on the caller's stack.
-    let w = unsafe { &mut *ctx.cast::<WalkLoop>() };
-    // SAFETY: both pointers came from successful map lookups in this program run.
-    let (s, table) = unsafe { (&*w.scratch, &*w.table) };
+    // SAFETY: ctx is the LoopCtx on the caller's stack; both pointers came from successful
+    // map lookups in this program run.
+    let (s, table) = unsafe {
+        let c = &*ctx.cast::<LoopCtx>();
+        (&mut *c.scratch, &*c.table)
+    };
     // Label k is the index-th from the right.
-    let k = (w.labels.wrapping_sub(1).wrapping_sub(index) as usize) & MAX_LABELS;
+    let k = (s.loops.labels.wrapping_sub(1).wrapping_sub(index) as usize) & MAX_LABELS;
     let lh = s.label_hash.get(k).copied().unwrap_or(0);
-    let key = hash::suffix_key(w.key, lh);
-    w.key = key;
-    let home = home_bucket(key, w.nbuckets);
+    let key = hash::suffix_key(s.loops.key, lh);
+    s.loops.key = key;
+    let home = home_bucket(key, s.loops.nbuckets);
     let mut j = 0u64;
     while j < PROBE_BUCKETS as u64 {
         let Some(bucket) = table.get(home.wrapping_add(j) as u32) else {
@@ -331,9 +314,9 @@ extern "C" fn walk_step(index: u64, ctx: *mut c_void) -> i64 {
             Probe::Hit(v) => {
                 let e = Entry::decode(v);
                 if e.applies(k == 0) {
-                    w.best = v;
-                    w.best_label = k as u64;
-                    w.found = 1;
+                    s.loops.best = v;
+                    s.loops.best_label = k as u64;
+                    s.loops.found = 1;
                 }
                 return if e.has_children() { 0 } else { 1 };
             }
@@ -369,43 +352,39 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
     }
 
     let z = opaque_zero();
-    let mut l = LabelLoop {
-        scratch,
+    s.loops = filter_common::dns::LoopState {
         seed: head.seed,
         pos: HEADER_LEN as u64,
         end: n as u64,
+        nbuckets: head.nbuckets,
+        key: hash::root_key(head.seed),
+        // Written as opaque zeros: LLVM would merge constant zero stores into a memset loop.
         labels: z,
         state: LOOP_RUNNING | z,
-    };
-    // SAFETY: label_step is a static callback; l lives on this stack for the call.
-    unsafe { bpf_loop((MAX_LABELS + 1) as u32, label_step as *mut c_void, (&raw mut l).cast(), 0) };
-    match l.state {
-        LOOP_ROOT => {}
-        LOOP_RUNNING => return Err(Counter::PassNameTooLong),
-        st => return Err(counter_from(st.wrapping_sub(LOOP_ERROR))),
-    }
-    let root = (l.pos as usize) & MSG_MASK;
-    let tail = dns::question_tail(&s.msg, root, n)?;
-    if l.labels == 0 {
-        return Err(Counter::PassNoMatch);
-    }
-
-    let mut w = WalkLoop {
-        scratch,
-        table: table as *const Generation,
-        nbuckets: head.nbuckets,
-        labels: l.labels,
-        key: hash::root_key(head.seed),
         best: z,
         best_label: z,
         found: z,
     };
-    // SAFETY: walk_step is a static callback; w lives on this stack for the call.
-    unsafe { bpf_loop(l.labels as u32, walk_step as *mut c_void, (&raw mut w).cast(), 0) };
-    if w.found == 0 {
+    let mut lc = LoopCtx { scratch, table: table as *const Generation };
+    // SAFETY: label_step is a static callback; lc lives on this stack for the call.
+    unsafe { bpf_loop((MAX_LABELS + 1) as u32, label_step as *mut c_void, (&raw mut lc).cast(), 0) };
+    match s.loops.state {
+        LOOP_ROOT => {}
+        LOOP_RUNNING => return Err(Counter::PassNameTooLong),
+        st => return Err(counter_from(st.wrapping_sub(LOOP_ERROR))),
+    }
+    let root = (s.loops.pos as usize) & MSG_MASK;
+    let tail = dns::question_tail(&s.msg, root, n)?;
+    let labels = s.loops.labels;
+    if labels == 0 || labels > (MAX_LABELS + 1) as u64 {
         return Err(Counter::PassNoMatch);
     }
-    let entry = Entry::decode(w.best);
+    // SAFETY: walk_step is a static callback; lc lives on this stack for the call.
+    unsafe { bpf_loop(labels as u32, walk_step as *mut c_void, (&raw mut lc).cast(), 0) };
+    if s.loops.found == 0 {
+        return Err(Counter::PassNoMatch);
+    }
+    let entry = Entry::decode(s.loops.best);
     count(&GROUP_HITS, entry.group);
     match entry.action {
         Action::Allow => return Ok(pass(Counter::HitAllow)),
@@ -413,7 +392,7 @@ fn inspect(ctx: &XdpContext, layout: &Layout) -> Result<Outcome, Counter> {
         Action::Drop => return Ok((XDP_DROP, Counter::Drop)),
         _ => {}
     }
-    let owner = s.label_pos.get((w.best_label as usize) & MAX_LABELS).copied().unwrap_or(12);
+    let owner = s.label_pos.get((s.loops.best_label as usize) & MAX_LABELS).copied().unwrap_or(12);
     let opt = dns::find_opt(&s.msg, tail.end, n, header.arcount);
     let pending = [
         entry.action as u64,
@@ -627,28 +606,26 @@ fn transmit(ctx: &XdpContext, layout: &Layout, s: &mut Scratch, len: usize) -> O
             p.add(10).cast::<[u8; 2]>().write_unaligned(udp_len.to_be_bytes());
         }
         // SAFETY: 20 octets checked by ptr_at.
-        let mut hsum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, ip.cast(), 20, 0) };
-        let opt_len = ihl.wrapping_sub(20) & 0x3c;
-        if opt_len > 0 && opt_len <= 40 && hsum >= 0 {
-            // IPv4 options: copied to the stack, since their length is not a constant.
-            let mut opts = [opaque_zero() as u32; 10];
-            // SAFETY: opts has 40 octets; opt_len is 4..=40.
-            unsafe {
-                if bpf_xdp_load_bytes(
-                    ctx.ctx,
-                    layout.ip.wrapping_add(20) as u32,
-                    opts.as_mut_ptr().cast(),
-                    opt_len as u32,
-                ) != 0
-                {
-                    return None;
-                }
-                hsum = bpf_csum_diff(core::ptr::null_mut(), 0, opts.as_mut_ptr(), opt_len as u32, hsum as u32);
-            }
-        }
+        let hsum = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, ip.cast(), 20, 0) };
         if hsum < 0 {
             return None;
         }
+        // IPv4 options (IHL above 5), added word by word from the packet: ten steps of a
+        // constant length each, which every verifier bounds alike. (Copying them with
+        // bpf_xdp_load_bytes and a variable length was refused by 6.12, whose register
+        // tracking lost the bound of the length passed.)
+        let opt_words = (ihl.wrapping_sub(20) & 0x3c) >> 2;
+        let opts = layout.ip.wrapping_add(20);
+        let mut sum = hsum as u64;
+        for i in 0..IPV4_OPT_WORDS {
+            if i < opt_words {
+                let w = ptr_at(ctx, opts.wrapping_add(i.wrapping_mul(4)), 4)?;
+                // SAFETY: 4 octets checked by ptr_at.
+                sum = sum.wrapping_add(u64::from(unsafe { w.cast::<u32>().read_unaligned() }));
+            }
+        }
+        let sum = (sum & 0xffff_ffff).wrapping_add(sum >> 32);
+        let hsum = ((sum & 0xffff_ffff).wrapping_add(sum >> 32)) as i64;
         let ip = ptr_at(ctx, layout.ip, 20)?;
         // SAFETY: inside the checked header.
         unsafe { ip.add(10).cast::<u16>().write_unaligned(fold(hsum)) };

@@ -10,6 +10,7 @@ use std::{
 
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 const BPF_LINK_DETACH: libc::c_long = 34;
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
@@ -72,6 +73,20 @@ pub fn link_detach(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
     let mut attr = Attr { link_fd: fd.as_raw_fd() as u32, pad: [0; 3] };
     bpf(BPF_LINK_DETACH, &mut attr).map(|_| ())
+}
+
+/// Opens the loaded BTF object with the given id (Linux 5.0).
+pub fn btf_get_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    #[repr(C)]
+    struct Attr {
+        btf_id: u32,
+        next_id: u32,
+        open_flags: u32,
+    }
+    let mut attr = Attr { btf_id: id, next_id: 0, open_flags: 0 };
+    let fd = bpf(BPF_BTF_GET_FD_BY_ID, &mut attr)?;
+    // SAFETY: the kernel returned a new descriptor that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// Index of a network interface, or `None` if there is none of that name.

@@ -6,36 +6,65 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::cmd;
 
-/// bpf-linker version the BPF build is known to work with.
-const BPF_LINKER: &str = "bpf-linker@0.10.0";
-
 /// Debian packages used by the tests, demo and benchmarks.
 const APT_PACKAGES: &[&str] = &["unbound", "dnsutils", "knot-dnsutils", "dnsperf", "bpftool", "ethtool", "iproute2"];
 
 pub fn run() -> Result<()> {
-    let mut changed = rust_src().context("nightly rust-src")?;
+    let pin = BpfPin::read()?;
+    let mut changed = rust_src(&pin).context("pinned nightly with rust-src")?;
     changed |= clippy().context("clippy")?;
-    changed |= bpf_linker().context("bpf-linker")?;
+    changed |= bpf_linker(&pin).context("bpf-linker")?;
     changed |= apt_packages().context("apt packages")?;
     if !changed {
-        println!("setup: nothing to do (nightly rust-src, bpf-linker and apt packages present)");
+        println!(
+            "setup: nothing to do ({} with rust-src, bpf-linker {} and apt packages present)",
+            pin.toolchain, pin.bpf_linker
+        );
     }
     Ok(())
 }
 
-/// The nightly toolchain with `rust-src`, needed to build the BPF program.
-fn rust_src() -> Result<bool> {
-    let out = cmd::output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))?;
+/// The BPF toolchain pinned in the workspace's `[workspace.metadata.bpf]`, which
+/// filter-user/build.rs builds with.
+pub struct BpfPin {
+    /// rustup toolchain name, e.g. `nightly-2026-05-20`.
+    pub toolchain: String,
+    /// bpf-linker version, e.g. `0.10.0`.
+    pub bpf_linker: String,
+}
+
+impl BpfPin {
+    pub fn read() -> Result<BpfPin> {
+        let out = cmd::output(cmd::cargo().args(["metadata", "--no-deps", "--format-version", "1"]))?;
+        if !out.status.success() {
+            bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata output")?;
+        let get = |key: &str| {
+            meta.pointer(&format!("/metadata/bpf/{key}"))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .with_context(|| format!("Cargo.toml: [workspace.metadata.bpf] has no `{key}`"))
+        };
+        Ok(BpfPin { toolchain: get("toolchain")?, bpf_linker: get("bpf-linker")? })
+    }
+}
+
+/// The pinned nightly toolchain with `rust-src`, needed to build the BPF program.
+fn rust_src(pin: &BpfPin) -> Result<bool> {
+    let toolchain = pin.toolchain.as_str();
+    let out =
+        cmd::output(Command::new("rustup").args(["component", "list", "--toolchain", toolchain, "--installed"]))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if !stderr.contains("is not installed") {
-            bail!("`rustup component list --toolchain nightly` failed: {}", stderr.trim());
+        if !stderr.contains("is not installed") && !stderr.contains("not installed") {
+            bail!("`rustup component list --toolchain {toolchain}` failed: {}", stderr.trim());
         }
-        println!("setup: installing the nightly toolchain with rust-src");
+        println!("setup: installing the pinned toolchain {toolchain} with rust-src");
         cmd::run(Command::new("rustup").args([
             "toolchain",
             "install",
-            "nightly",
+            toolchain,
             "--profile",
             "minimal",
             "--component",
@@ -43,11 +72,11 @@ fn rust_src() -> Result<bool> {
         ]))?;
         return Ok(true);
     }
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "rust-src") {
+    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim().starts_with("rust-src")) {
         return Ok(false);
     }
-    println!("setup: installing rust-src for nightly");
-    cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    println!("setup: installing rust-src for {toolchain}");
+    cmd::run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", toolchain]))?;
     Ok(true)
 }
 
@@ -61,20 +90,28 @@ fn clippy() -> Result<bool> {
     Ok(true)
 }
 
-/// `bpf-linker`, found on `PATH` or in the cargo bin directory.
-fn bpf_linker() -> Result<bool> {
-    if which::which("bpf-linker").is_ok() {
-        return Ok(false);
-    }
-    if let Some(bin) = cmd::cargo_bin_dir() {
-        let linker = bin.join("bpf-linker");
-        if linker.is_file() {
-            println!("setup: note: {} is not on PATH; add {} to PATH", linker.display(), bin.display());
+/// The pinned `bpf-linker`, found on `PATH` (or in the cargo bin directory, with a note);
+/// another version is replaced.
+fn bpf_linker(pin: &BpfPin) -> Result<bool> {
+    let path = which::which("bpf-linker").ok().or_else(|| {
+        let linker = cmd::cargo_bin_dir()?.join("bpf-linker");
+        linker.is_file().then(|| {
+            println!("setup: note: {} is not on PATH; add its folder to PATH", linker.display());
+            linker
+        })
+    });
+    if let Some(path) = path {
+        let out = cmd::output(Command::new(&path).arg("--version"))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let found = text.split_whitespace().nth(1).unwrap_or("?");
+        if found == pin.bpf_linker {
             return Ok(false);
         }
+        println!("setup: {} is version {found}, the pin is {}: replacing it", path.display(), pin.bpf_linker);
     }
-    println!("setup: installing {BPF_LINKER}");
-    cmd::run(cmd::cargo().args(["install", BPF_LINKER, "--locked"]))?;
+    let spec = format!("bpf-linker@{}", pin.bpf_linker);
+    println!("setup: installing {spec}");
+    cmd::run(cmd::cargo().args(["install", spec.as_str(), "--locked", "--force"]))?;
     Ok(true)
 }
 

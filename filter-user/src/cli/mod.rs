@@ -23,7 +23,7 @@ pub const EXIT_CONFIG: u8 = 78;
 
 /// dnsfilter: an XDP DNS filter for court-ordered blocking at the ISP edge.
 #[derive(clap::Parser, Debug)]
-#[command(name = "dnsfilter", version, about)]
+#[command(name = "dnsfilter", version = crate::VERSION, about)]
 pub struct Cli {
     /// Config file [default: /etc/dnsfilter/dnsfilter.toml, which may be absent].
     #[arg(long, short = 'c', global = true, env = "DNSFILTER_CONFIG", value_name = "FILE")]
