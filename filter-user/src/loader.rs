@@ -59,6 +59,8 @@ pub enum LoadError {
     Pin { path: PathBuf, reason: String },
     #[error("nothing is pinned at {0} (is the filter running?)")]
     NotPinned(PathBuf),
+    #[error(transparent)]
+    Kernel(#[from] crate::probe::Unsupported),
 }
 
 fn pin_err(path: &Path, reason: impl ToString) -> LoadError {
@@ -308,9 +310,44 @@ impl Drop for GenerationView {
     }
 }
 
+/// The BTF that table generations are created with: the object's, as loaded with the program,
+/// and the type ids of the `TABLE` template's key and value.
+///
+/// Linux 6.1 admits an inner map into `TABLE` only if `bpf_map_meta_equal()` finds it equal to
+/// the template, and that compares fields derived from BTF (`timer_off`): a generation created
+/// without BTF is refused with EINVAL there. Later kernels compare BTF records, which are
+/// empty either way. Creating every generation with the template's own types satisfies both.
+struct GenerationBtf {
+    fd: OwnedFd,
+    key_type_id: u32,
+    value_type_id: u32,
+}
+
+impl GenerationBtf {
+    /// Reads the template's type ids from the object and opens the BTF loaded with `prog`.
+    /// `None` if the kernel holds no BTF for the program (generations are then created
+    /// without BTF, as kernels before BTF-defined maps would need).
+    fn of(prog: &Xdp) -> Result<Option<GenerationBtf>, LoadError> {
+        let obj =
+            aya_obj::Object::parse(crate::BPF_OBJECT).map_err(|e| LoadError::Object(aya::EbpfError::ParseError(e)))?;
+        let Some(aya_obj::maps::Map::Btf(inner)) = obj.maps.get(maps::TABLE).and_then(aya_obj::maps::Map::inner) else {
+            return Ok(None);
+        };
+        let Some(btf_id) = prog.info()?.btf_id() else { return Ok(None) };
+        let fd = sys::btf_get_fd_by_id(btf_id).map_err(|source| LoadError::CreateTable { buckets: 0, source })?;
+        Ok(Some(GenerationBtf {
+            fd,
+            key_type_id: inner.def.btf_key_type_id,
+            value_type_id: inner.def.btf_value_type_id,
+        }))
+    }
+}
+
 /// A loaded filter: the program, its maps, and the generation in force.
 pub struct Filter {
     ebpf: Ebpf,
+    /// BTF for new generations (see [`GenerationBtf`]).
+    generation_btf: Option<GenerationBtf>,
     header: Option<TableHeader>,
     pins: Option<Pins>,
     /// Links of an unpinned filter, by interface.
@@ -354,6 +391,8 @@ impl Filter {
 
     fn load_with(pins: Option<&Pins>) -> Result<Filter, LoadError> {
         raise_memlock();
+        // A kernel below the floor is named with what it lacks, before any verifier log.
+        crate::probe::check()?;
         let mut loader = EbpfLoader::new();
         let paths: Vec<(&str, PathBuf)> = pins
             .map(|p| PINNED_MAPS.iter().map(|(name, file)| (*name, p.map_path(file))).collect())
@@ -362,8 +401,9 @@ impl Filter {
             loader.map_pin_path(name, path.as_path());
         }
         let ebpf = loader.load(crate::BPF_OBJECT)?;
-        let mut f = Filter { ebpf, header: None, pins: pins.cloned(), links: HashMap::new() };
+        let mut f = Filter { ebpf, generation_btf: None, header: None, pins: pins.cloned(), links: HashMap::new() };
         f.program()?.load()?;
+        f.generation_btf = GenerationBtf::of(f.program()?)?;
         if pins.is_none() {
             f.set_config(&Config::default())?;
         } else {
@@ -443,7 +483,7 @@ impl Filter {
     /// never a mix within a lookup step; the old one is freed by the kernel after an RCU grace
     /// period.
     pub fn install(&mut self, built: &Built) -> Result<(), LoadError> {
-        let inner = create_generation(&built.buckets)?;
+        let inner = create_generation(&built.buckets, self.generation_btf.as_ref())?;
         let name = maps::TABLE;
         let mut outer: ArrayOfMaps<&mut MapData, MapData> =
             ArrayOfMaps::try_from(self.map_mut(name)?).map_err(|source| LoadError::Map { name, source })?;
@@ -558,6 +598,49 @@ impl Filter {
     }
 }
 
+/// A table generation created in the kernel but not installed: [`Filter::prepare`] creates it,
+/// and [`Filter::install_prepared`] swaps it into the `TABLE` of any filter loaded from the same
+/// object (the daemon's, and its private canary instance: both test and run the same map).
+pub struct Generation {
+    map: MapData,
+    header: TableHeader,
+}
+
+impl Generation {
+    pub fn header(&self) -> TableHeader {
+        self.header
+    }
+}
+
+impl Filter {
+    /// Creates the array of a generation and fills it, as [`Filter::install`] does, without
+    /// installing it.
+    pub fn prepare(&self, built: &Built) -> Result<Generation, LoadError> {
+        Ok(Generation { map: create_generation(&built.buckets, self.generation_btf.as_ref())?, header: built.header })
+    }
+
+    /// Swaps a prepared generation in with one update of the `TABLE` slot (see
+    /// [`Filter::install`]).
+    pub fn install_prepared(&mut self, generation: &Generation) -> Result<(), LoadError> {
+        let name = maps::TABLE;
+        let mut outer: ArrayOfMaps<&mut MapData, MapData> =
+            ArrayOfMaps::try_from(self.map_mut(name)?).map_err(|source| LoadError::Map { name, source })?;
+        outer.set(0, &generation.map, 0).map_err(|source| LoadError::Map { name, source })?;
+        self.header = Some(generation.header);
+        Ok(())
+    }
+
+    /// The generation in force with a valid header, as a map another filter can install.
+    pub fn generation_in_force(&self) -> Result<Option<Generation>, LoadError> {
+        let Some(header) = self.current_header()? else { return Ok(None) };
+        let name = maps::TABLE;
+        let outer: ArrayOfMaps<&MapData, MapData> =
+            ArrayOfMaps::try_from(self.map(name)?).map_err(|source| LoadError::Map { name, source })?;
+        let map = outer.get(&0, 0).map_err(|source| LoadError::Map { name, source })?;
+        Ok(Some(Generation { map, header }))
+    }
+}
+
 /// `union bpf_attr` for BPF_MAP_CREATE (the fields up to map_name).
 #[repr(C)]
 #[derive(Default)]
@@ -578,8 +661,9 @@ struct MapCreateAttr {
     map_extra: u64,
 }
 
-/// Creates an mmapable array of `buckets.len()` buckets holding `buckets`.
-fn create_generation(buckets: &[Bucket]) -> Result<MapData, LoadError> {
+/// Creates an mmapable array of `buckets.len()` buckets holding `buckets`, with the
+/// template's BTF types when there are some.
+fn create_generation(buckets: &[Bucket], btf: Option<&GenerationBtf>) -> Result<MapData, LoadError> {
     let n = buckets.len();
     let err = |source| LoadError::CreateTable { buckets: n, source };
     let max_entries = u32::try_from(n).map_err(|_| err(std::io::Error::other("too many buckets")))?;
@@ -591,6 +675,11 @@ fn create_generation(buckets: &[Bucket]) -> Result<MapData, LoadError> {
         map_flags: BPF_F_MMAPABLE | BPF_F_INNER_MAP,
         ..Default::default()
     };
+    if let Some(btf) = btf {
+        attr.btf_fd = btf.fd.as_raw_fd() as u32;
+        attr.btf_key_type_id = btf.key_type_id;
+        attr.btf_value_type_id = btf.value_type_id;
+    }
     attr.map_name[..8].copy_from_slice(b"dnsf_gen");
     // SAFETY: BPF_MAP_CREATE with a zero-padded attr of the declared size.
     let fd = unsafe {

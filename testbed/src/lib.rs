@@ -92,9 +92,17 @@ pub fn sleep(d: Duration) -> Result<()> {
     }
 }
 
+/// The factor by which the testbed's deadlines stretch: `DNSF_TIME_SCALE`, a whole number, 1
+/// when unset. The kernel matrix of `cargo xtask test` sets it in its guests, which run under
+/// software emulation, many times slower than the host (xtask/src/kernels.rs).
+pub fn time_scale() -> u32 {
+    std::env::var("DNSF_TIME_SCALE").ok().and_then(|s| s.parse().ok()).filter(|n| *n >= 1).unwrap_or(1)
+}
+
 /// Polls `ok` every 100 ms until it holds; an error from `ok` ends the wait at once. After
-/// `timeout` the error says what was awaited.
+/// `timeout` (times [`time_scale`]) the error says what was awaited.
 pub fn wait_for(timeout: Duration, what: &str, mut ok: impl FnMut() -> Result<bool>) -> Result<()> {
+    let timeout = timeout * time_scale();
     let start = Instant::now();
     loop {
         if ok()? {

@@ -12,6 +12,7 @@ use filter_tests::{
     privileged,
 };
 use filter_user::{
+    canary::{Canary, Expect},
     conf::Conf,
     config::SettingsFile,
     daemon::{Daemon, DaemonError, Reason, state::State},
@@ -572,7 +573,10 @@ fn an_expiry_applies_even_while_a_list_file_is_broken() {
     dnsfilter_binary(); // built first: the clock runs from here
     let sb = Sandbox::new();
     let veth = Veth::new();
-    let lifts = time::now() + 3;
+    // Seconds for the daemon to start before the order lifts, and to apply the lift once due;
+    // stretched under emulation (the kernel matrix's guests set DNSF_TIME_SCALE).
+    let slack = i64::from(testbed::time_scale());
+    let lifts = time::now() + 3 * slack;
     let expiring =
         order("expiring", "nxdomain", &format!("expires = {}\n", time::rfc3339(lifts)), &["expiring.example"]);
     let list = sb.write_list("orders.toml", &expiring);
@@ -585,7 +589,7 @@ fn an_expiry_applies_even_while_a_list_file_is_broken() {
     // from the saved copy of what is in force: the block lifts on time, nothing is refused,
     // and nothing is retried in a loop.
     std::fs::write(&list, expiring.replace("action = \"nxdomain\"", "action = nxdomain")).unwrap();
-    let wait = lifts - time::now() + 1;
+    let wait = lifts - time::now() + slack;
     std::thread::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(0)));
     sb.expect_pass("expiring.example");
     assert!(sb.audit_events("rejected").is_empty(), "{:?}", sb.audit_events("rejected"));
@@ -602,4 +606,165 @@ fn an_expiry_applies_even_while_a_list_file_is_broken() {
     assert_eq!(rejected.len(), 1, "{rejected:?}");
     assert_eq!(rejected[0]["reason"], "signal");
     sb.expect_pass("expiring.example");
+}
+
+/// Orders with one entry per action, and an allow exception.
+fn every_action() -> String {
+    order("nx", "nxdomain", "allow = [\"ok.nx.example\"]\n", &["nx.example"])
+        + &order("nodata", "nodata", "", &["nodata.example"])
+        + &order("refused", "refused", "", &["refused.example"])
+        + &order("tc", "truncate", "", &["*.tc.example"])
+        + &order("stop", "redirect", "", &["stop.example"])
+        + &order("dropped", "drop", "", &["dropped.example"])
+        + &order("watched", "nxdomain", "mode = \"monitor\"\n", &["watched.example"])
+}
+
+/// Every live counter and group hit, read from the pins.
+fn live_counts(sb: &Sandbox) -> (u64, u64) {
+    let maps = sb.maps();
+    let counters = maps.counters().expect("counters").iter().map(|(_, v)| v).sum();
+    let hits = maps.group_hits().expect("group hits").iter().sum();
+    (counters, hits)
+}
+
+/// NXDOMAIN answers are expected to say REFUSED: a deliberately wrong expectation.
+fn wrong_rcode(c: &mut Canary) {
+    if let Expect::Answer { counter: Counter::AnswerNxdomain, rcode, .. } = &mut c.expect {
+        *rcode = 5;
+    }
+}
+
+#[test]
+fn the_canaries_run_on_a_private_instance_and_leave_the_evidence_alone() {
+    if !privileged("the_canaries_run_on_a_private_instance_and_leave_the_evidence_alone") {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write_list("orders.toml", &every_action());
+    let mut d = start(sb.conf(), time::now());
+    assert_eq!(live_counts(&sb), (0, 0), "the canaries at start counted nothing in the live maps");
+    let rig: Vec<(Counter, u64)> = d.canary().filter().counters().expect("the canary counters");
+    let seen = |c: Counter| rig.iter().find(|(k, _)| *k == c).map_or(0, |(_, v)| *v);
+    // Each entry canary runs over IPv4 and IPv6, so does the unlisted name; one ARP, one UDP.
+    let twice = [
+        Counter::AnswerNxdomain,
+        Counter::AnswerNodata,
+        Counter::AnswerRefused,
+        Counter::AnswerTruncate,
+        Counter::AnswerRedirect,
+        Counter::Drop,
+        Counter::HitMonitor,
+        Counter::HitAllow,
+        Counter::PassNoMatch,
+    ];
+    for c in twice {
+        assert_eq!(seen(c), 2, "{c:?} in the canary instance: {rig:?}");
+    }
+    assert_eq!((seen(Counter::PassNotIp), seen(Counter::PassNotDnsPort)), (1, 1), "{rig:?}");
+    let generation = kernel_generation(&sb);
+
+    // A reload checks the new generation, still without touching the evidence.
+    sb.write_list("orders.toml", &(every_action() + &order("more", "nxdomain", "", &["more.example"])));
+    d.apply(Reason::Signal, false, time::now()).expect("the reload passes its canaries");
+    assert_eq!(kernel_generation(&sb), generation + 1);
+    assert_eq!(live_counts(&sb), (0, 0));
+    sb.expect_nxdomain("more.example");
+    assert_eq!(live_counts(&sb), (1, 1), "a real query is counted");
+    assert_eq!(order_hits(&sb, &d, "more", "nxdomain"), 1);
+}
+
+#[test]
+fn a_generation_that_fails_its_canaries_is_refused_and_the_previous_one_stays() {
+    if !privileged("a_generation_that_fails_its_canaries_is_refused_and_the_previous_one_stays") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let id = "tj-paris-2024-streamco";
+    sb.write_list("orders.toml", &order(id, "nxdomain", "", &["streamco.example"]));
+    let mut d = start(sb.conf(), time::now());
+    let generation = kernel_generation(&sb);
+
+    d.canary().set_tamper(Some(wrong_rcode));
+    sb.write_list("orders.toml", &order(id, "nxdomain", "", &["streamco.example", "added.example"]));
+    let e = d.apply(Reason::Signal, false, time::now()).expect_err("the canaries must refuse the generation");
+    assert!(matches!(e, DaemonError::Canary(_)) && !e.is_data(), "{e:?}");
+    let text = e.to_string();
+    let kernel = filter_user::probe::kernel_release();
+    assert!(
+        text.starts_with(&format!("canary failed on this kernel ({kernel}): the canary for nxdomain entry ")),
+        "{text}"
+    );
+    assert!(text.ends_with("but the answer has rcode NXDOMAIN"), "{text}");
+
+    assert_eq!(kernel_generation(&sb), generation, "the generation in force stays");
+    sb.expect_nxdomain("streamco.example");
+    sb.expect_pass("added.example");
+    let h = d.health.lock().unwrap().clone();
+    assert_eq!((h.reload_failures, h.last_reload_ok, h.generation), (1, false, generation));
+    let rejected = sb.audit_events("rejected");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!(rejected[0]["errors"].to_string().contains("canary failed on this kernel"), "{}", rejected[0]);
+    assert_sample(&render_metrics(&sb, &d), "dnsfilter_reload_failures_total", "1");
+
+    // A settings change alone is checked too.
+    let mut conf = sb.conf();
+    conf.settings.ports = Some(vec![53, 5353]);
+    d.reconfigure(conf.clone()).expect("reconfigure");
+    sb.write_list("orders.toml", &order(id, "nxdomain", "", &["streamco.example"]));
+    let e = d.apply(Reason::Signal, false, time::now()).expect_err("refused");
+    assert!(matches!(e, DaemonError::Canary(_)), "{e:?}");
+    assert_eq!(sb.maps().config().expect("the pinned config").nports, 1, "the settings in force stay");
+
+    d.canary().set_tamper(None);
+    let r = d.apply(Reason::Signal, false, time::now()).expect("applies once the canaries pass");
+    assert_eq!(r.generation, generation, "same entries: same generation, new settings");
+    assert_eq!(sb.maps().config().expect("the pinned config").nports, 2);
+}
+
+#[test]
+fn a_first_start_that_fails_its_canaries_attaches_nothing_and_leaves_no_pins() {
+    if !privileged("a_first_start_that_fails_its_canaries_attaches_nothing_and_leaves_no_pins") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let veth = Veth::new();
+    sb.write_list("blocked.txt", "streamco.example\n");
+    let mut conf = sb.conf();
+    conf.interfaces = vec![veth.name.clone()];
+    let e = Daemon::start_with(conf, SettingsFile::default(), false, time::now(), Some(wrong_rcode))
+        .err()
+        .expect("the canaries must refuse the start");
+    assert!(matches!(e, DaemonError::Canary(_)) && !e.is_data(), "exit 71: {e:?}");
+    assert!(e.to_string().contains("the canary for nxdomain entry streamco.example"), "{e}");
+    assert!(!veth.has_xdp(), "nothing attached to {}", veth.name);
+    assert!(!sb.pins.exists() && sb.pins.linked().is_empty(), "no pins left under {}", sb.pins.root.display());
+}
+
+#[test]
+fn a_restart_whose_program_fails_its_canaries_keeps_the_previous_program() {
+    if !privileged("a_restart_whose_program_fails_its_canaries_keeps_the_previous_program") {
+        return;
+    }
+    let sb = Sandbox::new();
+    let veth = Veth::new();
+    sb.write_list("blocked.txt", "streamco.example\n");
+    let mut conf = sb.conf();
+    conf.interfaces = vec![veth.name.clone()];
+    start(conf.clone(), time::now()).stop(false).expect("stop, leaving the filter attached");
+    let before = sb.pins.link_info(&veth.name).expect("the pinned link");
+
+    let e = Daemon::start_with(conf.clone(), SettingsFile::default(), false, time::now(), Some(wrong_rcode))
+        .err()
+        .expect("the canaries must refuse the restart");
+    assert!(matches!(e, DaemonError::Canary(_)), "{e:?}");
+    assert_eq!(sb.pins.link_info(&veth.name).expect("the link stays"), before, "the link keeps its program");
+    assert!(veth.has_xdp());
+    sb.expect_nxdomain("www.streamco.example");
+
+    // The same restart without the wrong expectation adopts the link.
+    let d = start(conf, time::now());
+    let after = sb.pins.link_info(&veth.name).expect("the adopted link");
+    assert_eq!(after.link_id, before.link_id);
+    assert_ne!(after.prog_id, before.prog_id, "the link runs the new program");
+    drop(d);
 }

@@ -2,6 +2,7 @@
 //! deltas. Every answer is parsed by the `domain` crate and its checksums recomputed.
 
 use domain::base::iana::Rcode;
+use filter_common::config::Config;
 use filter_common::{
     counters::Counter,
     dns::parse_text_name,
@@ -13,6 +14,7 @@ use filter_tests::{
     privileged,
 };
 use filter_user::{
+    canary::{self, CanaryError, Expect, Listed, Rig, Sent, Tamper},
     config::Settings,
     table::{Rule, Scope, Stop},
 };
@@ -34,25 +36,27 @@ fn settings() -> Settings {
     }
 }
 
-/// The Allostreaming fixture: four court-ordered sites, a mirror, a redirect, a hole.
-fn fixture() -> Fixture {
+/// The Allostreaming rules: four court-ordered sites, a mirror, a redirect, a hole.
+fn rules() -> Vec<Rule> {
     let c = Ede::Censored;
-    Fixture::new(
-        &[
-            rule("allostreaming.com", Scope::Subtree, Action::Nxdomain, c, 1),
-            rule("alloshowtv.com", Scope::Subtree, Action::Nodata, c, 2),
-            rule("alloshare.com", Scope::Subtree, Action::Refused, c, 3),
-            rule("allomovies.com", Scope::Subtree, Action::Truncate, c, 4),
-            rule("allomovies.stop", Scope::Subtree, Action::Redirect, c, 5),
-            rule("dropped.example", Scope::Subtree, Action::Drop, c, 6),
-            rule("watch.example", Scope::Subtree, Action::Monitor, c, 7),
-            rule("ok.allostreaming.com", Scope::Subtree, Action::Allow, c, 8),
-            rule("exact.example", Scope::Exact, Action::Nxdomain, Ede::Blocked, 9),
-            rule("quiet.example", Scope::Subtree, Action::Nxdomain, Ede::None, 10),
-            rule("below.example", Scope::Below, Action::Nxdomain, c, 11),
-        ],
-        &settings(),
-    )
+    vec![
+        rule("allostreaming.com", Scope::Subtree, Action::Nxdomain, c, 1),
+        rule("alloshowtv.com", Scope::Subtree, Action::Nodata, c, 2),
+        rule("alloshare.com", Scope::Subtree, Action::Refused, c, 3),
+        rule("allomovies.com", Scope::Subtree, Action::Truncate, c, 4),
+        rule("allomovies.stop", Scope::Subtree, Action::Redirect, c, 5),
+        rule("dropped.example", Scope::Subtree, Action::Drop, c, 6),
+        rule("watch.example", Scope::Subtree, Action::Monitor, c, 7),
+        rule("ok.allostreaming.com", Scope::Subtree, Action::Allow, c, 8),
+        rule("exact.example", Scope::Exact, Action::Nxdomain, Ede::Blocked, 9),
+        rule("quiet.example", Scope::Subtree, Action::Nxdomain, Ede::None, 10),
+        rule("below.example", Scope::Below, Action::Nxdomain, c, 11),
+    ]
+}
+
+/// The fixture of [`rules`].
+fn fixture() -> Fixture {
+    Fixture::new(&rules(), &settings())
 }
 
 /// Runs a query in `frame` and, for XDP_TX, checks and parses the answer.
@@ -611,4 +615,144 @@ fn a_stop_record_the_generation_lacks_passes() {
     let run = fx.run(&bytes);
     run.expect(XDP_PASS, Counter::PassBadTable);
     assert_eq!(run.out, bytes, "untouched");
+}
+
+#[test]
+fn the_kernel_has_every_helper_the_program_needs() {
+    if !privileged("the_kernel_has_every_helper_the_program_needs") {
+        return;
+    }
+    let missing = filter_user::probe::missing();
+    assert!(missing.is_empty(), "{} lacks {missing:?}", filter_user::probe::kernel_release());
+    filter_user::probe::check().expect("the cached probe agrees");
+}
+
+/// A canary instance of the program, checked against `fx`'s program, running the canaries of
+/// `rules` with `fx`'s generation and `config`.
+fn run_canaries(
+    fx: &mut Fixture,
+    rules: &[Rule],
+    config: &Config,
+    tamper: Option<Tamper>,
+) -> Result<usize, CanaryError> {
+    let mut rig = Rig::load().expect("load the canary instance");
+    rig.same_program(&mut fx.filter).expect("the verifier makes the same program twice");
+    rig.set_tamper(tamper);
+    let canaries = canary::plan(rules.iter().map(Listed::from), &fx.built, config)?;
+    let generation = rig.filter().prepare(&fx.built).expect("create the generation");
+    rig.check(&generation, config, &canaries).map(|()| canaries.len())
+}
+
+/// What each entry canary stands for and the name it asks.
+fn covered(rules: &[Rule], config: &Config, built: &filter_user::table::Built) -> Vec<(String, String)> {
+    let canaries = canary::plan(rules.iter().map(Listed::from), built, config).unwrap();
+    canaries
+        .iter()
+        .filter_map(|c| match &c.sent {
+            Sent::Query { labels, .. } if c.what.contains(" entry ") => {
+                Some((c.what.clone(), filter_common::dns::to_text(labels)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_canaries_pass_for_every_action_on_the_real_object() {
+    if !privileged("the_canaries_pass_for_every_action_on_the_real_object") {
+        return;
+    }
+    let rules = rules();
+    let mut fx = fixture();
+    let config = fx.config;
+    let n = run_canaries(&mut fx, &rules, &config, None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n, 8 * 2 + 2 + 2, "every action over IPv4 and IPv6, an unlisted name twice, two non-DNS frames");
+    let actions = covered(&rules, &config, &fx.built);
+    for a in Action::ALL {
+        assert_eq!(
+            actions.iter().filter(|(w, _)| w.starts_with(&format!("{} entry", a.name()))).count(),
+            2,
+            "{actions:?}"
+        );
+    }
+    // The live instance saw nothing.
+    assert!(fx.filter.counters().unwrap().iter().all(|(_, v)| *v == 0), "the fixture's counters moved");
+    assert!((1..=11).all(|g| fx.filter.group_hits(g).unwrap() == 0), "the fixture's group hits moved");
+
+    // Another port, resolvers of both families, no global stop page.
+    let other = Settings {
+        ports: vec![5353, 53],
+        resolvers: vec!["198.51.100.7".parse().unwrap(), "2001:db8::7".parse().unwrap()],
+        ..Settings::default()
+    }
+    .to_config()
+    .unwrap();
+    run_canaries(&mut fx, &rules, &other, None).unwrap_or_else(|e| panic!("{e}"));
+
+    // Below-only and exact entries, and a redirect with an IPv6-only stop page of its own.
+    let mut rules = vec![
+        rule("below.example", Scope::Below, Action::Nxdomain, Ede::Censored, 1),
+        rule("exact.example", Scope::Exact, Action::Refused, Ede::Blocked, 2),
+        redirect("v6only.stop", 3, None, Some("2001:db8:3::3")),
+        rule("ok.below.example", Scope::Exact, Action::Allow, Ede::None, 4),
+    ];
+    // A child of the below-only entry that is listed itself: the canary asks another.
+    rules.push(rule("canary.below.example", Scope::Subtree, Action::Drop, Ede::Censored, 5));
+    let mut fx = Fixture::new(&rules, &settings());
+    let config = fx.config;
+    run_canaries(&mut fx, &rules, &config, None).unwrap_or_else(|e| panic!("{e}"));
+    let actions = covered(&rules, &config, &fx.built);
+    let below = ("nxdomain entry *.below.example".to_string(), "canary-1.below.example".to_string());
+    assert!(actions.contains(&below), "{actions:?}");
+}
+
+#[test]
+fn a_wrong_expectation_makes_the_check_refuse_naming_the_canary() {
+    if !privileged("a_wrong_expectation_makes_the_check_refuse_naming_the_canary") {
+        return;
+    }
+    let rules = rules();
+    let mut fx = fixture();
+    let config = fx.config;
+    // NXDOMAIN answers are expected to say REFUSED.
+    let wrong: Tamper = |c| {
+        if let Expect::Answer { counter: Counter::AnswerNxdomain, rcode, .. } = &mut c.expect {
+            *rcode = 5;
+        }
+    };
+    let e = run_canaries(&mut fx, &rules, &config, Some(wrong)).expect_err("a wrong expectation must fail");
+    let text = e.to_string();
+    let kernel = filter_user::probe::kernel_release();
+    assert!(matches!(e, CanaryError::Failed { .. }), "{e:?}");
+    assert!(text.starts_with(&format!("canary failed on this kernel ({kernel}): ")), "{text}");
+    assert!(text.contains("the canary for nxdomain entry allostreaming.com: allostreaming.com A over IPv4"), "{text}");
+    assert!(text.contains("expected XDP_TX with answer_nxdomain, rcode REFUSED"), "{text}");
+    assert!(text.ends_with("got XDP_TX with answer_nxdomain, but the answer has rcode NXDOMAIN"), "{text}");
+
+    // A blocked name expected to pass (as the 6.1 program did) is refused too.
+    let passes: Tamper = |c| {
+        if c.what.starts_with("drop entry") {
+            c.expect = Expect::Pass { counter: Counter::PassNoMatch, group: None };
+        }
+    };
+    let text = run_canaries(&mut fx, &rules, &config, Some(passes)).expect_err("must fail").to_string();
+    assert!(text.contains("the canary for drop entry dropped.example"), "{text}");
+    assert!(text.ends_with("expected XDP_PASS with pass_no_match; got XDP_DROP with drop"), "{text}");
+}
+
+#[test]
+fn a_generation_that_cannot_answer_fails_its_canaries() {
+    if !privileged("a_generation_that_cannot_answer_fails_its_canaries") {
+        return;
+    }
+    let rules = vec![redirect("a.stop", 1, Some("203.0.113.1"), None)];
+    let mut fx = Fixture::new(&rules, &settings());
+    // A corrupt generation: the entry names stop record 1, the header says there is none.
+    fx.built.header.stops = 0;
+    fx.built.buckets[0] = filter_common::table::Bucket::from_header(&fx.built.header);
+    let config = fx.config;
+    let text = run_canaries(&mut fx, &rules, &config, None).expect_err("must fail").to_string();
+    assert!(text.contains("the canary for redirect entry a.stop: a.stop A over IPv4"), "{text}");
+    assert!(text.contains("expected XDP_TX with answer_redirect, rcode NOERROR, A 203.0.113.1"), "{text}");
+    assert!(text.ends_with("got XDP_PASS with pass_bad_table"), "{text}");
 }

@@ -3,6 +3,7 @@ mod bench;
 mod bench_e2e;
 mod cmd;
 mod demo;
+mod kernels;
 mod setup;
 mod test;
 
@@ -24,7 +25,9 @@ enum Task {
     /// tests use (Debian; apt needs root). Does nothing if everything is installed.
     Setup,
     /// Run `setup`, `cargo build --release`, then `cargo test` over the whole workspace
-    /// (host tests and privileged kernel tests).
+    /// (host tests and privileged kernel tests), the quick benchmark, and the kernel matrix:
+    /// the privileged tiers on the host kernel and on Debian 12's 6.1 and 6.12 booted with
+    /// virtme-ng.
     Test(test::Options),
     /// Run the filter on a self-contained testbed (as root): install what is missing, build,
     /// start Unbound and dnsfilter with the Allostreaming orders in network namespaces, query

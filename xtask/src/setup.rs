@@ -53,8 +53,7 @@ impl BpfPin {
 /// The pinned nightly toolchain with `rust-src`, needed to build the BPF program.
 fn rust_src(pin: &BpfPin) -> Result<bool> {
     let toolchain = pin.toolchain.as_str();
-    let out =
-        cmd::output(Command::new("rustup").args(["component", "list", "--toolchain", toolchain, "--installed"]))?;
+    let out = cmd::output(Command::new("rustup").args(["component", "list", "--toolchain", toolchain, "--installed"]))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !stderr.contains("is not installed") && !stderr.contains("not installed") {

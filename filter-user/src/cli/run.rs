@@ -18,7 +18,7 @@ use super::{EXIT_CONFIG, EXIT_DATAERR, EXIT_FAILURE, EXIT_OSERR, Global};
 use crate::{
     conf::{self, Conf, ListSpec},
     config::SettingsFile,
-    daemon::{Daemon, Reason},
+    daemon::{Daemon, DaemonError, Reason},
     lists::Format,
     loader::Mode,
     sys, time,
@@ -329,6 +329,12 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
+            if matches!(e, DaemonError::Canary(_)) {
+                eprintln!(
+                    "error: the program does not filter as it should on this kernel: nothing was attached (an \
+                     interface already filtered keeps the program it had)"
+                );
+            }
             return ExitCode::from(if e.is_data() { EXIT_DATAERR } else { EXIT_OSERR });
         }
     };

@@ -1,11 +1,14 @@
 //! The daemon: keeps the interfaces filtered with the lists in force.
 //!
-//! - Start: load the program with the pinned maps (created the first time), point every pinned
-//!   link at it, rebuild what the pinned generation holds from the saved sources, apply the
-//!   lists, then attach the configured interfaces that are not attached yet.
+//! - Start: load the program with the pinned maps (created the first time) and a private
+//!   canary instance of it, rebuild what the pinned generation holds from the saved sources,
+//!   apply the lists, then point every pinned link at the program and attach the configured
+//!   interfaces that are not attached yet.
 //! - Apply (start, SIGHUP, a list file changed, an order's date came): read and compile every
 //!   source; any error leaves the generation in force untouched. A valid change is built into
-//!   a fresh generation and swapped in with one map update, then audited.
+//!   a fresh generation, run through the canaries ([`crate::canary`]) with the settings it
+//!   comes with, and swapped in with one map update, then audited. A program or generation
+//!   that fails its canaries is refused like a bad list: nothing changes in the kernel.
 //! - Stop: the links stay pinned (the interfaces stay filtered) unless told to detach.
 
 pub mod compile;
@@ -18,10 +21,11 @@ use filter_common::GROUPS_MAX;
 use state::{Audit, IfaceRecord, OrderRecord, SourceRecord, State};
 
 use crate::{
+    canary::{self, CanaryError, Listed, Rig},
     conf::{Conf, merge_settings},
     config::SettingsFile,
     lists::{Diagnostic, How},
-    loader::{Adopted, Filter, LoadError, Mode},
+    loader::{Adopted, Filter, Generation, LoadError, Mode},
     names, table, time,
 };
 
@@ -40,6 +44,8 @@ pub enum DaemonError {
     Settings(String),
     #[error(transparent)]
     Build(#[from] table::BuildError),
+    #[error(transparent)]
+    Canary(#[from] CanaryError),
 }
 
 fn join(d: &[Diagnostic]) -> String {
@@ -121,6 +127,10 @@ pub struct Daemon {
     /// generation without matching saved state).
     current: Option<Vec<Applied>>,
     compiled: Option<Compiled>,
+    /// The private instance the canaries run through.
+    canary: Rig,
+    /// Whether the program has passed its canaries once (with the generation in force).
+    checked: bool,
     audit: Audit,
     pub health: Arc<Mutex<Health>>,
 }
@@ -130,6 +140,18 @@ impl Daemon {
     /// when nothing is in force yet; otherwise the pinned generation stays and the error is
     /// reported.
     pub fn start(conf: Conf, flags: SettingsFile, force: bool, now: i64) -> Result<Daemon, DaemonError> {
+        Self::start_with(conf, flags, force, now, None)
+    }
+
+    /// [`Daemon::start`], with a function that alters every canary before it runs: for tests
+    /// of the refusal (a deliberately wrong expectation).
+    pub fn start_with(
+        conf: Conf,
+        flags: SettingsFile,
+        force: bool,
+        now: i64,
+        tamper: Option<canary::Tamper>,
+    ) -> Result<Daemon, DaemonError> {
         let dir = conf.paths.state_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| state::StateError::Io { path: dir.clone(), source })?;
         let saved = match State::load(&dir) {
@@ -140,23 +162,29 @@ impl Daemon {
             }
         };
         let fresh = !conf.paths.pins.exists();
-        let mut filter = match Filter::load_pinned(&conf.paths.pins) {
-            Ok(f) => f,
+        // The maps are pinned before the program loads: a first start that fails (verifier,
+        // missing capability, canaries) leaves nothing behind.
+        let loaded = std::thread::scope(|s| {
+            // The canary instance is verified on another CPU while the program to attach is.
+            let rig = s.spawn(Rig::load);
+            let filter = Filter::load_pinned(&conf.paths.pins);
+            let rig = rig.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            let mut filter = filter?;
+            let mut rig = rig.map_err(CanaryError::from)?;
+            // The same object on the same kernel: the verifier must make the same program.
+            rig.same_program(&mut filter)?;
+            rig.set_tamper(tamper);
+            Ok::<_, DaemonError>((filter, rig))
+        });
+        let (filter, rig) = match loaded {
+            Ok(l) => l,
             Err(e) => {
-                // The maps are pinned before the program loads: a first start that fails
-                // (verifier, missing capability) leaves nothing behind.
                 if fresh {
                     let _ = conf.paths.pins.remove_all();
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
-        for a in filter.adopt_links()? {
-            match a {
-                Adopted::Kept { iface, info } => tracing::info!(iface, link = info.link_id, "adopted pinned link"),
-                Adopted::Stale { iface } => tracing::warn!(iface, "dropped stale pinned link"),
-            }
-        }
         let header = filter.header();
         let mut current = None;
         let mut state = State { schema: state::SCHEMA, ..Default::default() };
@@ -193,17 +221,30 @@ impl Daemon {
             orders: state.orders.iter().map(|o| (o.id.clone(), o.in_force)).collect(),
             ..Health::default()
         };
-        let mut d =
-            Daemon { conf, flags, filter, state, current, compiled: None, audit, health: Arc::new(Mutex::new(health)) };
+        let mut d = Daemon {
+            conf,
+            flags,
+            filter,
+            state,
+            current,
+            compiled: None,
+            canary: rig,
+            checked: false,
+            audit,
+            health: Arc::new(Mutex::new(health)),
+        };
         let started = match d.apply(Reason::Start, force, now) {
             Err(e) if header.is_none() || !e.is_data() => Err(e),
             Err(e) => {
                 tracing::error!(error = %e, "the lists are refused; the pinned generation stays in force");
-                Ok(())
+                // The new program must still pass its canaries with what stays in force.
+                d.check_in_force()
             }
             Ok(_) => Ok(()),
         };
-        let started = started.and_then(|()| d.reconcile_interfaces()).and_then(|()| d.save());
+        // Only a program that passed its canaries is put on the pinned links and attached.
+        let started =
+            started.and_then(|()| d.adopt_links()).and_then(|()| d.reconcile_interfaces()).and_then(|()| d.save());
         if let Err(e) = started {
             // A first start that fails leaves nothing behind; a restart keeps what is pinned.
             if fresh {
@@ -217,6 +258,59 @@ impl Daemon {
             return Err(e);
         }
         Ok(d)
+    }
+
+    /// Points every pinned link at this daemon's program (see [`Filter::adopt_links`]).
+    fn adopt_links(&mut self) -> Result<(), DaemonError> {
+        for a in self.filter.adopt_links()? {
+            match a {
+                Adopted::Kept { iface, info } => tracing::info!(iface, link = info.link_id, "adopted pinned link"),
+                Adopted::Stale { iface } => tracing::warn!(iface, "dropped stale pinned link"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the canaries of `plan` through the private instance with `generation` and
+    /// `config`. On failure the instance goes back to the generation in force, so that the
+    /// refused one is freed.
+    fn run_canaries(
+        &mut self,
+        generation: &Generation,
+        plan: Result<Vec<canary::Canary>, CanaryError>,
+        config: &filter_common::config::Config,
+    ) -> Result<(), DaemonError> {
+        let r = plan.and_then(|p| self.canary.check(generation, config, &p).map(|()| p.len()));
+        match r {
+            Ok(n) => {
+                tracing::info!(
+                    canaries = n,
+                    kernel = self.canary.kernel(),
+                    generation = generation.header().generation,
+                    "the program passed its canaries"
+                );
+                self.checked = true;
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(Some(live)) = self.filter.generation_in_force() {
+                    let _ = self.canary.hold(&live);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Runs the canaries on what is in force: the pinned generation (with the entries the saved
+    /// state describes, if any) and the pinned settings.
+    fn check_in_force(&mut self) -> Result<(), DaemonError> {
+        let (Some(live), Some(view)) = (self.filter.generation_in_force()?, self.filter.generation()?) else {
+            return Err(CanaryError::NoGeneration.into());
+        };
+        let config = self.filter.config()?;
+        let plan = canary::plan(self.current.iter().flatten().map(Listed::from), &view, &config);
+        drop(view);
+        self.run_canaries(&live, plan, &config)
     }
 
     /// Attaches the configured interfaces not attached yet; detaches pinned ones no longer
@@ -367,17 +461,45 @@ impl Daemon {
             "removed": diff.removed.iter().map(|e| entry_json(e)).collect::<Vec<_>>(),
         });
         drop(diff);
+        let mut generation = self.state.generation;
+        // The next generation, built and created in the kernel but not installed yet.
+        let next = if unchanged {
+            None
+        } else {
+            let mut groups = self.state.groups.clone();
+            let (rules, fresh) = groups.rules(&compiled.entries, GROUPS_MAX as usize);
+            let built = table::build(&rules, table::random_seed(), generation + 1, self.conf.capacity)?;
+            drop(rules);
+            let prepared = self.filter.prepare(&built)?;
+            Some((built, prepared, groups, fresh))
+        };
+        // What the kernel is about to run (a new generation, new settings, or a program not
+        // checked yet) must pass its canaries first; otherwise nothing changes.
+        if !unchanged || config_changed || !self.checked {
+            let entries = compiled.entries.iter().map(Listed::from);
+            match &next {
+                Some((built, prepared, ..)) => {
+                    let plan = canary::plan(entries, built, &config);
+                    self.run_canaries(prepared, plan, &config)?;
+                }
+                None => {
+                    let (Some(live), Some(view)) = (self.filter.generation_in_force()?, self.filter.generation()?)
+                    else {
+                        return Err(CanaryError::NoGeneration.into());
+                    };
+                    let plan = canary::plan(entries, &view, &config);
+                    drop(view);
+                    self.run_canaries(&live, plan, &config)?;
+                }
+            }
+        }
         if config_changed {
             self.filter.set_config(&config)?;
         }
-        let mut generation = self.state.generation;
-        if !unchanged {
-            let mut groups = self.state.groups.clone();
-            let (rules, fresh) = groups.rules(&compiled.entries, GROUPS_MAX as usize);
+        if let Some((built, prepared, groups, fresh)) = next {
             generation += 1;
-            let built = table::build(&rules, table::random_seed(), generation, self.conf.capacity)?;
             self.filter.clear_groups(&fresh)?;
-            self.filter.install(&built)?;
+            self.filter.install_prepared(&prepared)?;
             self.state.groups = groups;
             self.state.seed = built.header.seed;
             self.state.generation = generation;
@@ -456,6 +578,11 @@ impl Daemon {
     /// The filter (program and maps).
     pub fn filter(&mut self) -> &mut Filter {
         &mut self.filter
+    }
+
+    /// The private instance the canaries run through (its counters are theirs alone).
+    pub fn canary(&mut self) -> &mut Rig {
+        &mut self.canary
     }
 
     /// The saved state.
