@@ -49,12 +49,13 @@ fn main() -> anyhow::Result<()> {
     let root_dir = ebpf.manifest_path.parent().ok_or_else(|| anyhow!("filter-ebpf manifest has no parent"))?;
     // The shared crate is compiled into the program too.
     println!("cargo:rerun-if-changed={}", root_dir.join("../filter-common/src"));
+    let out_dir = std::env::var("OUT_DIR").context("OUT_DIR")?;
+    remap_paths(workspace_root.as_std_path(), Path::new(&out_dir))?;
     aya_build::build_ebpf(
         [Package { name: "filter-ebpf", root_dir: root_dir.as_str(), ..Default::default() }],
         Toolchain::Custom(&toolchain_used),
     )?;
 
-    let out_dir = std::env::var("OUT_DIR").context("OUT_DIR")?;
     let object = Path::new(&out_dir).join("dnsfilter");
     // Under AYA_BUILD_SKIP (docs, clippy without the BPF toolchain) there may be no object.
     let sha = match std::fs::read(&object) {
@@ -64,6 +65,48 @@ fn main() -> anyhow::Result<()> {
     println!("cargo:rustc-env=DNSFILTER_OBJECT_SHA256={sha}");
     println!("cargo:rustc-env=DNSFILTER_BPF_TOOLCHAIN={toolchain_used}");
     println!("cargo:rustc-env=DNSFILTER_BPF_LINKER={linker_used}");
+    Ok(())
+}
+
+/// Makes the object independent of where the tree, cargo and rustup live: the debug info and
+/// the BTF line info name source files, so without this two checkouts of one commit build
+/// objects with different digests. aya-build sets the BPF build's RUSTFLAGS itself, so the
+/// `--remap-path-prefix` options are added by a rustc wrapper (written to OUT_DIR).
+fn remap_paths(workspace: &Path, out_dir: &Path) -> anyhow::Result<()> {
+    if let Some(other) = std::env::var_os("RUSTC_WRAPPER").filter(|w| !w.is_empty()) {
+        println!(
+            "cargo:warning=RUSTC_WRAPPER={} is set: the BPF object keeps this machine's paths, and its \
+             sha256 will differ from other machines'",
+            other.display()
+        );
+        return Ok(());
+    }
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_default();
+    let cargo_home = std::env::var_os("CARGO_HOME").map_or_else(|| home.join(".cargo"), Into::into);
+    let rustup_home = std::env::var_os("RUSTUP_HOME").map_or_else(|| home.join(".rustup"), Into::into);
+    // rustc applies the last matching prefix: the most specific ones come last.
+    let maps = [
+        (&cargo_home, "/cargo"),
+        (&rustup_home, "/rustup"),
+        (&workspace.to_path_buf(), "/dnsfilter"),
+        (&out_dir.to_path_buf(), "/out"),
+    ];
+    let mut script = String::from("#!/bin/sh\n# Written by filter-user/build.rs: see remap_paths.\nexec \"$@\"");
+    for (from, to) in maps {
+        let from = from.to_str().context("a path that is not UTF-8")?;
+        if from.contains('\'') {
+            bail!("cannot remap a path with a quote in it: {from}");
+        }
+        script.push_str(&format!(" '--remap-path-prefix={from}={to}'"));
+    }
+    script.push('\n');
+    let wrapper = out_dir.join("rustc-remap-paths");
+    std::fs::write(&wrapper, script).with_context(|| format!("{}", wrapper.display()))?;
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .with_context(|| format!("{}", wrapper.display()))?;
+    // SAFETY: the build script is single-threaded; the variable is read by the BPF build's
+    // cargo, which aya-build spawns from this process.
+    unsafe { std::env::set_var("RUSTC_WRAPPER", &wrapper) };
     Ok(())
 }
 

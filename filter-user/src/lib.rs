@@ -30,3 +30,29 @@ pub const VERSION: &str = concat!(
     " and bpf-linker ",
     env!("DNSFILTER_BPF_LINKER"),
 );
+
+#[cfg(test)]
+mod tests {
+    /// Whether `needle` occurs in `hay`.
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// The object's digest identifies the commit and the pinned toolchain, not the folder it
+    /// was built in: build.rs remaps the tree's, cargo's and rustup's paths.
+    #[test]
+    fn the_object_names_no_folder_of_this_machine() {
+        let tree = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+        assert!(
+            !contains(super::BPF_OBJECT, tree.to_str().expect("utf-8").as_bytes()),
+            "the object names {}",
+            tree.display()
+        );
+        assert!(contains(super::BPF_OBJECT, b"/dnsfilter/filter-ebpf/src/main.rs"), "remapped source paths");
+        if let Some(home) = std::env::var_os("HOME").filter(|h| h.len() > 1) {
+            let home = std::path::Path::new(&home).join(".cargo");
+            assert!(!contains(super::BPF_OBJECT, home.to_str().expect("utf-8").as_bytes()), "{}", home.display());
+        }
+        assert_eq!(super::OBJECT_SHA256.len(), 64, "a sha256 in hex: {}", super::OBJECT_SHA256);
+    }
+}
