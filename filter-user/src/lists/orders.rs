@@ -12,7 +12,7 @@
 //! stop_v6 = "2001:db8::80"
 //!
 //! [[order]]
-//! id = "tj-paris-2013-allostreaming"   # unique in the file: A-Z a-z 0-9 . _ : -, at most 64
+//! id = "tj-paris-2013-allostreaming"   # unique across every orders file loaded: A-Z a-z 0-9 . _ : -, at most 64
 //! authority = "Tribunal de grande instance de Paris"
 //! reference = "RG 11/60013"
 //! decided = 2013-11-28                 # the decision date (a TOML date, unquoted)
