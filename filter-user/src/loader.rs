@@ -328,19 +328,27 @@ impl GenerationBtf {
     /// `None` if the kernel holds no BTF for the program (generations are then created
     /// without BTF, as kernels before BTF-defined maps would need).
     fn of(prog: &Xdp) -> Result<Option<GenerationBtf>, LoadError> {
-        let obj =
-            aya_obj::Object::parse(crate::BPF_OBJECT).map_err(|e| LoadError::Object(aya::EbpfError::ParseError(e)))?;
-        let Some(aya_obj::maps::Map::Btf(inner)) = obj.maps.get(maps::TABLE).and_then(aya_obj::maps::Map::inner) else {
-            return Ok(None);
-        };
+        let Some((key_type_id, value_type_id)) = template_type_ids()? else { return Ok(None) };
         let Some(btf_id) = prog.info()?.btf_id() else { return Ok(None) };
         let fd = sys::btf_get_fd_by_id(btf_id).map_err(|source| LoadError::CreateTable { buckets: 0, source })?;
-        Ok(Some(GenerationBtf {
-            fd,
-            key_type_id: inner.def.btf_key_type_id,
-            value_type_id: inner.def.btf_value_type_id,
-        }))
+        Ok(Some(GenerationBtf { fd, key_type_id, value_type_id }))
     }
+}
+
+/// The BTF key and value type ids of the `TABLE` template in the embedded object, read once per
+/// process (the daemon loads the object twice: the program and its canary instance).
+fn template_type_ids() -> Result<Option<(u32, u32)>, LoadError> {
+    static IDS: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+    if let Some(ids) = IDS.get() {
+        return Ok(*ids);
+    }
+    let obj =
+        aya_obj::Object::parse(crate::BPF_OBJECT).map_err(|e| LoadError::Object(aya::EbpfError::ParseError(e)))?;
+    let ids = match obj.maps.get(maps::TABLE).and_then(aya_obj::maps::Map::inner) {
+        Some(aya_obj::maps::Map::Btf(inner)) => Some((inner.def.btf_key_type_id, inner.def.btf_value_type_id)),
+        _ => None,
+    };
+    Ok(*IDS.get_or_init(|| ids))
 }
 
 /// A loaded filter: the program, its maps, and the generation in force.
@@ -483,13 +491,8 @@ impl Filter {
     /// never a mix within a lookup step; the old one is freed by the kernel after an RCU grace
     /// period.
     pub fn install(&mut self, built: &Built) -> Result<(), LoadError> {
-        let inner = create_generation(&built.buckets, self.generation_btf.as_ref())?;
-        let name = maps::TABLE;
-        let mut outer: ArrayOfMaps<&mut MapData, MapData> =
-            ArrayOfMaps::try_from(self.map_mut(name)?).map_err(|source| LoadError::Map { name, source })?;
-        outer.set(0, &inner, 0).map_err(|source| LoadError::Map { name, source })?;
-        self.header = Some(built.header);
-        Ok(())
+        let generation = self.prepare(built)?;
+        self.install_prepared(&generation)
     }
 
     /// Header of the generation in force (as installed by this process, or adopted).

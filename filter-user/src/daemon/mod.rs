@@ -301,16 +301,29 @@ impl Daemon {
         }
     }
 
-    /// Runs the canaries on what is in force: the pinned generation (with the entries the saved
-    /// state describes, if any) and the pinned settings.
+    /// Runs the canaries on the pinned generation in force, with the entries the saved state
+    /// describes (if any) and the pinned settings.
     fn check_in_force(&mut self) -> Result<(), DaemonError> {
+        let config = self.filter.config()?;
+        // Taken for the check (which does not read it) so that the entries may borrow it.
+        let current = self.current.take();
+        let r = self.check_generation_in_force(current.iter().flatten().map(Listed::from), &config);
+        self.current = current;
+        r
+    }
+
+    /// Runs the canaries of `listed` on the pinned generation in force, with `config`.
+    fn check_generation_in_force<'a>(
+        &mut self,
+        listed: impl IntoIterator<Item = Listed<'a>>,
+        config: &filter_common::config::Config,
+    ) -> Result<(), DaemonError> {
         let (Some(live), Some(view)) = (self.filter.generation_in_force()?, self.filter.generation()?) else {
             return Err(CanaryError::NoGeneration.into());
         };
-        let config = self.filter.config()?;
-        let plan = canary::plan(self.current.iter().flatten().map(Listed::from), &view, &config);
+        let plan = canary::plan(listed, &view, config);
         drop(view);
-        self.run_canaries(&live, plan, &config)
+        self.run_canaries(&live, plan, config)
     }
 
     /// Attaches the configured interfaces not attached yet; detaches pinned ones no longer
@@ -482,15 +495,7 @@ impl Daemon {
                     let plan = canary::plan(entries, built, &config);
                     self.run_canaries(prepared, plan, &config)?;
                 }
-                None => {
-                    let (Some(live), Some(view)) = (self.filter.generation_in_force()?, self.filter.generation()?)
-                    else {
-                        return Err(CanaryError::NoGeneration.into());
-                    };
-                    let plan = canary::plan(entries, &view, &config);
-                    drop(view);
-                    self.run_canaries(&live, plan, &config)?;
-                }
+                None => self.check_generation_in_force(entries, &config)?,
             }
         }
         if config_changed {
