@@ -19,7 +19,6 @@ use std::{
     os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::atomic::{AtomicBool, Ordering},
     thread,
     time::{Duration, Instant},
 };
@@ -593,36 +592,8 @@ fn prepare_tools() -> Result<PathBuf> {
     if !setup::is_root()? {
         bail!("the kernel matrix needs root (apt, and root in the guest for the privileged tests)");
     }
-    apt_packages()?;
+    setup::install_apt("kernels", APT_PACKAGES)?;
     virtme_ng()
-}
-
-/// Whether `apt-get update` already ran in this process.
-static APT_UPDATED: AtomicBool = AtomicBool::new(false);
-
-fn apt_update() -> Result<()> {
-    if !APT_UPDATED.swap(true, Ordering::Relaxed) {
-        cmd::run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
-    }
-    Ok(())
-}
-
-/// The packages of [`APT_PACKAGES`] that `dpkg-query` does not show installed.
-fn apt_packages() -> Result<()> {
-    let mut missing = Vec::new();
-    for &package in APT_PACKAGES {
-        let out = cmd::output(Command::new("dpkg-query").args(["-W", "--showformat=${Status}", package]))
-            .context("dpkg-query is needed (the kernel matrix supports Debian only)")?;
-        if !(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("install ok installed")) {
-            missing.push(package);
-        }
-    }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    println!("kernels: installing apt packages: {}", missing.join(" "));
-    apt_update()?;
-    cmd::run(Command::new("apt-get").args(["install", "-y"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
 /// virtme-ng [`VIRTME_NG_VERSION`] in the venv `target/kernels/venv` (Debian's python3), so
@@ -707,8 +678,7 @@ fn resolve(meta: &str) -> Result<String> {
         if let Some(dep) = dep {
             return Ok(dep);
         }
-        if attempt == 0 && !APT_UPDATED.load(Ordering::Relaxed) {
-            apt_update()?;
+        if attempt == 0 && setup::apt_update()? {
             continue;
         }
         bail!(

@@ -116,33 +116,50 @@ fn bpf_linker(pin: &BpfPin) -> Result<bool> {
 
 /// The Debian packages in [`APT_PACKAGES`] that are not installed yet.
 fn apt_packages() -> Result<bool> {
+    let installed = install_apt("setup", APT_PACKAGES)?;
+    if installed.contains(&"unbound") {
+        stop_system_unbound();
+    }
+    Ok(!installed.is_empty())
+}
+
+/// Installs those of `packages` that `dpkg-query` does not show installed (as root), and
+/// returns them. `who` names the step in messages.
+pub fn install_apt<'a>(who: &str, packages: &[&'a str]) -> Result<Vec<&'a str>> {
     let mut missing = Vec::new();
-    for &package in APT_PACKAGES {
+    for &package in packages {
         if !dpkg_installed(package)? {
             missing.push(package);
         }
     }
     if missing.is_empty() {
-        return Ok(false);
+        return Ok(missing);
     }
     let list = missing.join(" ");
-    println!("setup: installing apt packages: {list}");
+    println!("{who}: installing apt packages: {list}");
     if !is_root()? {
-        bail!(
-            "installing apt packages ({list}) needs root: rerun `cargo xtask setup` as root or install them yourself"
-        );
+        bail!("{who}: installing apt packages ({list}) needs root: rerun as root or install them yourself");
+    }
+    apt_update()?;
+    cmd::run(Command::new("apt-get").args(["install", "-y"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    Ok(missing)
+}
+
+/// Whether `apt-get update` already ran in this process.
+static APT_UPDATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `apt-get update`, once per process: whether it ran now (false if it had run already).
+pub fn apt_update() -> Result<bool> {
+    if APT_UPDATED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return Ok(false);
     }
     cmd::run(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
-    cmd::run(Command::new("apt-get").args(["install", "-y"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
-    if missing.contains(&"unbound") {
-        stop_system_unbound();
-    }
     Ok(true)
 }
 
 fn dpkg_installed(package: &str) -> Result<bool> {
     let out = cmd::output(Command::new("dpkg-query").args(["-W", "--showformat=${Status}", package]))
-        .context("dpkg-query is needed (setup supports Debian only)")?;
+        .context("dpkg-query is needed (only Debian and its derivatives are supported)")?;
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
 }
 
