@@ -91,6 +91,7 @@ pub struct ConfigFile {
     pub watch: Option<bool>,
     pub stats_interval: Option<u64>,
     pub settings: Option<SettingsFile>,
+    pub fleet: Option<crate::fleet::conf::FleetFile>,
 }
 
 /// Why a config file is refused.
@@ -157,6 +158,11 @@ impl Paths {
     pub fn pid_file(&self) -> PathBuf {
         self.run_dir.join("dnsfilter.pid")
     }
+
+    /// The daemon's control socket (fleet zone status and resync).
+    pub fn control_socket(&self) -> PathBuf {
+        self.run_dir.join("control.sock")
+    }
 }
 
 /// The guards against over-blocking.
@@ -188,6 +194,8 @@ pub struct Conf {
     pub stats_interval: u64,
     /// Answer settings from the config file (orders files and flags are applied later).
     pub settings: SettingsFile,
+    /// The policy zones this node is a secondary of.
+    pub fleet: crate::fleet::conf::Fleet,
 }
 
 /// Names a mistaken list must never take out, whatever the court order says.
@@ -272,8 +280,11 @@ impl Conf {
         for p in &protected {
             crate::names::canonical_pattern(p).map_err(|e| bad(format!("protected name {p:?}: {e}")))?;
         }
+        let fleet = crate::fleet::conf::Fleet::from_file(f.fleet.unwrap_or_default(), parse_action, parse_ede)
+            .map_err(bad)?;
         let d = Paths::default();
         Ok(Conf {
+            fleet,
             interfaces: f.interfaces.unwrap_or_default(),
             mode: f.mode.unwrap_or(Mode::Native),
             lists: f.lists.unwrap_or_default(),

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod conf;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod lists;
 pub mod loader;
 pub mod metrics;

@@ -65,9 +65,52 @@ pub fn render(h: &Health, pins: &Pins) -> Result<String, LoadError> {
         let up = u8::from(attached(pins, iface));
         let _ = writeln!(o, "dnsfilter_xdp_attached{{interface=\"{}\",mode=\"{}\"}} {up}", esc(iface), mode.name());
     }
+    if let Some(f) = &h.fleet {
+        let f = f.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        fleet(&mut o, &f, head);
+    }
     head(&mut o, "dnsfilter_build_info", "gauge", "Version of the running daemon.");
     let _ = writeln!(o, "dnsfilter_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
     Ok(o)
+}
+
+/// The fleet zones' metrics.
+fn fleet(o: &mut String, f: &crate::fleet::run::Status, head: impl Fn(&mut String, &str, &str, &str)) {
+    let zones = || f.zones.values();
+    let gauge = |o: &mut String, name: &str, help: &str, v: &dyn Fn(&crate::fleet::run::ZoneStatus) -> Option<i64>| {
+        head(o, name, "gauge", help);
+        for z in zones() {
+            if let Some(v) = v(z) {
+                let _ = writeln!(o, "{name}{{zone=\"{}\"}} {v}", esc(&z.zone));
+            }
+        }
+    };
+    gauge(o, "dnsfilter_zone_serial_enforced", "Serial of the zone's copy the kernel enforces.", &|z| {
+        z.serial_enforced.map(i64::from)
+    });
+    gauge(o, "dnsfilter_zone_serial_primary", "Serial last seen at a primary.", &|z| z.serial_primary.map(i64::from));
+    gauge(o, "dnsfilter_zone_last_success_timestamp_seconds", "Time of the last successful check.", &|z| {
+        Some(z.last_success)
+    });
+    gauge(o, "dnsfilter_zone_stale", "1 if no primary answered for longer than stale_after (still enforced).", &|z| {
+        Some(i64::from(z.stale))
+    });
+    gauge(o, "dnsfilter_zone_held", "1 if the primary's version is held back (serial backwards, refused).", &|z| {
+        Some(i64::from(z.held.is_some()))
+    });
+    head(o, "dnsfilter_zone_transfers_total", "counter", "Transfers and checks by result (axfr_ok, ixfr_ok, ixfr_fallback, ..._failed, refused, held_backwards).");
+    for z in zones() {
+        for (k, v) in &z.transfers {
+            let _ = writeln!(o, "dnsfilter_zone_transfers_total{{zone=\"{}\",result=\"{}\"}} {v}", esc(&z.zone), esc(k));
+        }
+    }
+    head(o, "dnsfilter_zone_notify_total", "counter", "NOTIFY messages by result.");
+    for z in zones() {
+        let _ = writeln!(o, "dnsfilter_zone_notify_total{{zone=\"{}\",result=\"accepted\"}} {}", esc(&z.zone), z.notify_accepted);
+        let _ = writeln!(o, "dnsfilter_zone_notify_total{{zone=\"{}\",result=\"refused\"}} {}", esc(&z.zone), z.notify_refused);
+    }
+    head(o, "dnsfilter_notify_refused_unknown_zone_total", "counter", "NOTIFY messages for zones not configured.");
+    let _ = writeln!(o, "dnsfilter_notify_refused_unknown_zone_total {}", f.notify_refused_unknown);
 }
 
 /// Whether the link pinned for `iface` is attached, as the kernel says now.

@@ -7,6 +7,7 @@ mod reload;
 mod run;
 mod stats;
 mod status;
+mod zone;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -50,6 +51,7 @@ enum Command {
     Explain(explain::Args),
     Detach(detach::Args),
     Reload(reload::Args),
+    Zone(zone::Args),
 }
 
 impl Cli {
@@ -69,6 +71,7 @@ impl Cli {
             Command::Explain(a) => explain::run(&global, a),
             Command::Detach(a) => detach::run(&global, a),
             Command::Reload(a) => reload::run(&global, a),
+            Command::Zone(a) => zone::run(&global, a),
         }
     }
 }

@@ -307,8 +307,8 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
         eprintln!("error: no interface to filter (give --iface, or interfaces in the config)");
         return ExitCode::from(EXIT_CONFIG);
     }
-    if conf.lists.is_empty() {
-        eprintln!("error: no list (give --list, or lists in the config)");
+    if conf.lists.is_empty() && conf.fleet.zones.is_empty() {
+        eprintln!("error: no list (give --list, or lists or [[fleet.zone]] in the config)");
         return ExitCode::from(EXIT_CONFIG);
     }
     for iface in &conf.interfaces {
@@ -348,6 +348,27 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
             }
         }
     }
+    // The fleet starts once the stored copies of its zones are enforced (by the first apply).
+    let fleet = if conf.fleet.zones.is_empty() {
+        None
+    } else {
+        match crate::fleet::run::start(
+            conf.fleet.clone(),
+            conf.paths.state_dir.clone(),
+            conf.paths.control_socket(),
+            conf.paths.audit_log.clone(),
+        ) {
+            Ok(f) => {
+                d.health.lock().unwrap_or_else(|p| p.into_inner()).fleet = Some(f.status.clone());
+                tracing::info!(zones = conf.fleet.zones.len(), "fleet started");
+                Some(f)
+            }
+            Err(e) => {
+                eprintln!("error: fleet: {e}");
+                return ExitCode::from(EXIT_OSERR);
+            }
+        }
+    };
     let mut watcher = if conf.watch { watch(&conf, g.config.as_ref()) } else { None };
     sd_notify("READY=1");
     tracing::info!(interfaces = ?conf.interfaces, "running");
@@ -357,7 +378,17 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
     // pass of the loop (each refusal is logged and audited).
     let mut schedule_refused: Option<Instant> = None;
     while !STOP.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(100));
+        // A transferred zone is applied as soon as it arrives; otherwise this is the loop's
+        // 100 ms tick.
+        match &fleet {
+            Some(f) => {
+                if let Ok(u) = f.updates.recv_timeout(Duration::from_millis(100)) {
+                    let r = d.apply_zone(&u, time::now()).map(|_| ());
+                    let _ = u.reply.send(r);
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
         if let Some(w) = &watcher {
             while w.rx.try_recv().is_ok() {
                 dirty = Some(Instant::now());
@@ -375,7 +406,10 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
                     if c.paths != conf.paths || c.metrics != conf.metrics {
                         tracing::warn!("paths and the metrics address change only on restart");
                     }
-                    let c = Conf { paths: conf.paths.clone(), metrics: conf.metrics, ..c };
+                    if c.fleet != conf.fleet {
+                        tracing::warn!("[fleet] changes take effect on restart");
+                    }
+                    let c = Conf { paths: conf.paths.clone(), metrics: conf.metrics, fleet: conf.fleet.clone(), ..c };
                     if c.lists != conf.lists || c.watch != conf.watch {
                         watcher = if c.watch { watch(&c, g.config.as_ref()) } else { None };
                     }
@@ -411,6 +445,7 @@ pub fn run(g: &Global, a: Box<Args>) -> ExitCode {
         }
     }
     sd_notify("STOPPING=1");
+    drop(fleet);
     if let Err(e) = d.stop(conf.detach_on_exit) {
         eprintln!("error: {e}");
         return ExitCode::from(EXIT_OSERR);

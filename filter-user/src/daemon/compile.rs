@@ -26,12 +26,29 @@ pub struct Source {
     pub text: String,
     /// Hex sha256 of the file's bytes.
     pub sha256: String,
+    /// For the stored copy of a fleet zone: its name and local overrides.
+    pub zone: Option<ZoneTag>,
+}
+
+/// What a fleet zone's configuration changes in its entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ZoneTag {
+    /// The zone's name: its order id is `zone:NAME`.
+    pub name: String,
+    /// Every entry gets this action (BIND's `policy` override).
+    pub policy: Option<Action>,
+    pub ede: Option<Ede>,
 }
 
 impl Source {
     pub fn new(path: PathBuf, format: Format, text: String) -> Source {
         let sha256 = hex(&sha2::Sha256::digest(text.as_bytes()));
-        Source { path, format, text, sha256 }
+        Source { path, format, text, sha256, zone: None }
+    }
+
+    /// The source of a fleet zone's stored copy.
+    pub fn zone(path: PathBuf, text: String, tag: ZoneTag) -> Source {
+        Source { zone: Some(tag), ..Source::new(path, Format::Rpz, text) }
     }
 
     /// Reads a list file.
@@ -155,13 +172,22 @@ pub fn compile(
     let mut order_ids: HashMap<String, Loc> = HashMap::new();
     let mut listed = Vec::new();
     for src in sources {
-        let parsed = match lists::parse(&src.path, &src.text, src.format, defaults) {
+        let mut parsed = match lists::parse(&src.path, &src.text, src.format, defaults) {
             Ok(p) => p,
             Err(e) => {
                 errors.extend(e);
                 continue;
             }
         };
+        if let Some(tag) = &src.zone {
+            for o in &mut parsed.orders {
+                o.id = format!("zone:{}", tag.name);
+            }
+            for e in &mut parsed.entries {
+                e.action = tag.policy.unwrap_or(e.action);
+                e.ede = tag.ede.unwrap_or(e.ede);
+            }
+        }
         if let Some(s) = parsed.settings {
             out.settings.push((src.path.clone(), s));
         }

@@ -16,7 +16,7 @@ pub mod state;
 
 use std::sync::{Arc, Mutex};
 
-use compile::{Applied, Compiled, Groups, Source};
+use compile::{Applied, Compiled, Groups, Source, ZoneTag};
 use filter_common::GROUPS_MAX;
 use state::{Audit, IfaceRecord, OrderRecord, SourceRecord, State};
 
@@ -24,7 +24,8 @@ use crate::{
     canary::{self, CanaryError, Listed, Rig},
     conf::{Conf, merge_settings},
     config::SettingsFile,
-    lists::{Diagnostic, How},
+    fleet::{conf::ZoneOrder, store},
+    lists::{Diagnostic, Format, How},
     loader::{Adopted, Filter, Generation, LoadError, Mode},
     names, table, time,
 };
@@ -72,6 +73,8 @@ pub enum Reason {
     Watch,
     /// An order took effect or lifted.
     Schedule,
+    /// A fleet zone was transferred.
+    Transfer,
 }
 
 impl Reason {
@@ -81,6 +84,7 @@ impl Reason {
             Reason::Signal => "signal",
             Reason::Watch => "watch",
             Reason::Schedule => "schedule",
+            Reason::Transfer => "transfer",
         }
     }
 }
@@ -104,6 +108,8 @@ pub struct Health {
     pub groups: Groups,
     /// Orders with their in-force flag.
     pub orders: Vec<(String, bool)>,
+    /// The fleet zones' status, when the node is a secondary.
+    pub fleet: Option<crate::fleet::run::SharedStatus>,
 }
 
 /// What one apply did.
@@ -133,6 +139,8 @@ pub struct Daemon {
     checked: bool,
     audit: Audit,
     pub health: Arc<Mutex<Health>>,
+    /// A transferred zone being applied, in place of its stored copy.
+    incoming: Option<Source>,
 }
 
 impl Daemon {
@@ -232,6 +240,7 @@ impl Daemon {
             checked: false,
             audit,
             health: Arc::new(Mutex::new(health)),
+            incoming: None,
         };
         let started = match d.apply(Reason::Start, force, now) {
             Err(e) if header.is_none() || !e.is_data() => Err(e),
@@ -421,17 +430,60 @@ impl Daemon {
         self.audit_rejected(reason, error, now);
     }
 
-    /// The list files as they are now.
+    /// The list files as they are now, with the fleet zones' stored copies (or the zone being
+    /// applied) before or after them as each zone's `order` says.
     fn read_sources(&self) -> Result<Vec<Source>, DaemonError> {
         let mut sources = Vec::new();
         let mut errors = Vec::new();
+        let zones = |order: ZoneOrder, sources: &mut Vec<Source>, errors: &mut Vec<Diagnostic>| {
+            for z in self.conf.fleet.zones.iter().filter(|z| z.order == order) {
+                if let Some(s) = self.incoming.as_ref().filter(|s| s.zone.as_ref().is_some_and(|t| t.name == z.name)) {
+                    sources.push(s.clone());
+                    continue;
+                }
+                let path = store::zone_path(&self.conf.paths.state_dir, &z.name);
+                if !path.exists() {
+                    // Not transferred yet: nothing of it is enforced.
+                    continue;
+                }
+                match Source::read(&path, Format::Rpz) {
+                    Ok(mut s) => {
+                        s.zone = Some(zone_tag(z));
+                        sources.push(s);
+                    }
+                    Err(d) => errors.push(d),
+                }
+            }
+        };
+        zones(ZoneOrder::First, &mut sources, &mut errors);
         for (path, format) in self.conf.list_files() {
             match Source::read(&path, format) {
                 Ok(s) => sources.push(s),
                 Err(d) => errors.push(d),
             }
         }
+        zones(ZoneOrder::Last, &mut sources, &mut errors);
         if errors.is_empty() { Ok(sources) } else { Err(DaemonError::Lists(errors)) }
+    }
+
+    /// Applies a transferred zone as one generation. On success its copy is stored (the last
+    /// good copy, enforced again at the next start); on refusal nothing changes.
+    pub fn apply_zone(&mut self, u: &crate::fleet::run::Update, now: i64) -> Result<ApplyReport, String> {
+        let Some(z) = self.conf.fleet.zones.iter().find(|z| z.name == u.zone) else {
+            return Err(format!("{}: not a configured zone", u.zone));
+        };
+        let path = store::zone_path(&self.conf.paths.state_dir, &z.name);
+        self.incoming = Some(Source::zone(path, u.text.clone(), zone_tag(z)));
+        let r = self.apply(Reason::Transfer, u.force, now);
+        self.incoming = None;
+        let report = r.map_err(|e| e.to_string())?;
+        store::save(&self.conf.paths.state_dir, &u.text, &u.meta)?;
+        self.audit.record(&serde_json::json!({
+            "time": time::rfc3339(now), "event": "zone_enforced", "zone": u.zone, "serial": u.meta.serial,
+            "transfer": u.meta.kind, "primary": u.meta.primary, "sha256": u.meta.sha256,
+            "records": u.meta.records, "generation": report.generation,
+        }));
+        Ok(report)
     }
 
     fn try_apply(&mut self, reason: Reason, force: bool, now: i64) -> Result<ApplyReport, DaemonError> {
@@ -439,7 +491,9 @@ impl Daemon {
         // from the saved copies of the sources in force, so an unrelated edit in progress (or
         // a broken file) never holds back an order's expiry.
         let saved = match reason {
-            Reason::Schedule if self.current.is_some() => self.state.sources(&self.conf.paths.state_dir).ok(),
+            Reason::Schedule if self.current.is_some() => {
+                self.state.sources(&self.conf.paths.state_dir).ok().map(|s| tag_zones(s, &self.conf))
+            }
             _ => None,
         };
         let sources = match saved {
@@ -525,7 +579,12 @@ impl Daemon {
         self.state.protected = self.conf.guards.protected.clone();
         self.state.sources = sources
             .iter()
-            .map(|s| SourceRecord { path: s.path.clone(), format: s.format, sha256: s.sha256.clone() })
+            .map(|s| SourceRecord {
+                path: s.path.clone(),
+                format: s.format,
+                sha256: s.sha256.clone(),
+                zone: s.zone.as_ref().map(|t| t.name.clone()),
+            })
             .collect();
         self.state.orders = compiled.orders.iter().map(order_record).collect();
         self.state.save(&self.conf.paths.state_dir, &sources)?;
@@ -618,6 +677,23 @@ impl Daemon {
     }
 }
 
+/// The overrides of a configured zone.
+fn zone_tag(z: &crate::fleet::conf::ZoneConf) -> ZoneTag {
+    ZoneTag { name: z.name.clone(), policy: z.policy, ede: z.ede }
+}
+
+/// Gives saved sources of fleet zones their configured overrides.
+fn tag_zones(mut sources: Vec<Source>, conf: &Conf) -> Vec<Source> {
+    for s in &mut sources {
+        if let Some(t) = &mut s.zone
+            && let Some(z) = conf.fleet.zones.iter().find(|z| z.name == t.name)
+        {
+            *t = zone_tag(z);
+        }
+    }
+    sources
+}
+
 fn conf_pins(d: &Daemon) -> crate::loader::Pins {
     d.conf.paths.pins.clone()
 }
@@ -626,7 +702,7 @@ fn conf_pins(d: &Daemon) -> crate::loader::Pins {
 /// they were judged when it was applied. `None` if the copies or the saved defaults cannot be
 /// read.
 pub fn rebuild(s: &State, conf: &Conf, dir: &std::path::Path) -> Option<Vec<Applied>> {
-    let sources = s.sources(dir).ok()?;
+    let sources = tag_zones(s.sources(dir).ok()?, conf);
     let defaults = crate::lists::Defaults {
         action: filter_common::table::Action::from_name(&s.default_action)?,
         ede: crate::conf::ede_arg(&s.default_ede).ok()?,

@@ -12,6 +12,7 @@ use std::{
 };
 
 use super::compile::{Groups, Source};
+use super::compile::ZoneTag;
 use crate::{lists::Format, loader::Mode};
 
 /// Version of the state file's schema.
@@ -22,6 +23,9 @@ pub struct SourceRecord {
     pub path: PathBuf,
     pub format: Format,
     pub sha256: String,
+    /// The fleet zone whose stored copy this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -134,7 +138,9 @@ impl State {
             .map(|r| {
                 let p = dir.join("sources").join(&r.sha256);
                 let text = std::fs::read_to_string(&p).map_err(io(&p))?;
-                Ok(Source::new(r.path.clone(), r.format, text))
+                let mut s = Source::new(r.path.clone(), r.format, text);
+                s.zone = r.zone.clone().map(|name| ZoneTag { name, policy: None, ede: None });
+                Ok(s)
             })
             .collect()
     }
@@ -189,7 +195,7 @@ mod tests {
         let mut s = State { schema: SCHEMA, generation: 3, ..Default::default() };
         s.sources = [&a, &b]
             .iter()
-            .map(|x| SourceRecord { path: x.path.clone(), format: x.format, sha256: x.sha256.clone() })
+            .map(|x| SourceRecord { path: x.path.clone(), format: x.format, sha256: x.sha256.clone(), zone: None })
             .collect();
         s.save(d.path(), &[a.clone(), b.clone()]).unwrap();
         let back = State::load(d.path()).unwrap().unwrap();
