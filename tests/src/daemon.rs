@@ -278,11 +278,25 @@ pub struct DaemonProcess {
 impl DaemonProcess {
     /// Starts `dnsfilter --config CONFIG run ARGS`; its stderr (the log) goes to `log`.
     pub fn spawn(config: &Path, args: &[&str], log: PathBuf) -> DaemonProcess {
+        Self::spawn_in(None, config, args, log)
+    }
+
+    /// [`DaemonProcess::spawn`] in the network namespace `netns` (by name, under /run/netns),
+    /// through `nsenter --net`, which keeps the mount namespace: the pins stay visible.
+    pub fn spawn_in(netns: Option<&str>, config: &Path, args: &[&str], log: PathBuf) -> DaemonProcess {
         let socket = log.with_extension("notify");
         let _ = std::fs::remove_file(&socket);
         let notify = UnixDatagram::bind(&socket).expect("bind the notify socket");
         let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open the daemon log");
-        let child = Command::new(dnsfilter_binary())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).arg("--").arg(dnsfilter_binary());
+                c
+            }
+            None => Command::new(dnsfilter_binary()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(config)
             .arg("run")

@@ -3,8 +3,10 @@
 //! checksums, the `domain` crate for the DNS message).
 
 pub mod daemon;
+pub mod fleet;
 pub mod frames;
 pub mod netns;
+pub mod primary;
 
 use std::os::fd::{AsRawFd as _, BorrowedFd};
 

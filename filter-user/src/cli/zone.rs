@@ -113,7 +113,10 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
                 if live {
                     println!("  next check        {}", t(z.next_check));
                 }
-                println!("  stale             {}", if z.stale { "YES (still enforcing the last good copy)" } else { "no" });
+                println!(
+                    "  stale             {}",
+                    if z.stale { "YES (still enforcing the last good copy)" } else { "no" }
+                );
                 if let Some(h) = &z.held {
                     println!("  held              {h}");
                 }

@@ -94,7 +94,9 @@ pub struct TsigKey {
 
 impl PartialEq for TsigKey {
     fn eq(&self, other: &Self) -> bool {
-        self.key.name() == other.key.name() && self.key.algorithm() == other.key.algorithm() && self.origin == other.origin
+        self.key.name() == other.key.name()
+            && self.key.algorithm() == other.key.algorithm()
+            && self.origin == other.origin
     }
 }
 
@@ -158,7 +160,9 @@ impl Prefix {
         let addr: IpAddr = a.trim().parse().map_err(|_| format!("{s:?} is not an address or prefix"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len {
-            Some(l) => l.trim().parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| format!("{s:?}: bad prefix length"))?,
+            Some(l) => {
+                l.trim().parse::<u8>().ok().filter(|l| *l <= max).ok_or_else(|| format!("{s:?}: bad prefix length"))?
+            }
             None => max,
         };
         Ok(Prefix { addr, len })
@@ -207,7 +211,11 @@ fn make_key(alg: &str, name: &str, secret: &str) -> Result<Key, String> {
         "hmac-sha256" => Algorithm::Sha256,
         "hmac-sha384" => Algorithm::Sha384,
         "hmac-sha512" => Algorithm::Sha512,
-        other => return Err(format!("TSIG algorithm {other:?} is not supported; one of hmac-sha256, hmac-sha384, hmac-sha512")),
+        other => {
+            return Err(format!(
+                "TSIG algorithm {other:?} is not supported; one of hmac-sha256, hmac-sha384, hmac-sha512"
+            ));
+        }
     };
     use base64::Engine as _;
     let bits = base64::engine::general_purpose::STANDARD
@@ -216,7 +224,8 @@ fn make_key(alg: &str, name: &str, secret: &str) -> Result<Key, String> {
     if bits.len() < 16 {
         return Err(format!("the secret is {} bytes; at least 16 are required", bits.len()));
     }
-    let name = <KeyName as std::str::FromStr>::from_str(name.trim().trim_end_matches('.')).map_err(|e| format!("key name {name:?}: {e}"))?;
+    let name = <KeyName as std::str::FromStr>::from_str(name.trim().trim_end_matches('.'))
+        .map_err(|e| format!("key name {name:?}: {e}"))?;
     Key::new(algorithm, &bits, name, None, None).map_err(|e| format!("{e}"))
 }
 
@@ -336,7 +345,9 @@ impl Fleet {
         let mut keys: Vec<(String, TsigKey)> = Vec::new();
         for k in f.key.unwrap_or_default() {
             let key = match (&k.file, &k.secret) {
-                (Some(p), None) => TsigKey { key: Arc::new(read_key_file(p, &k.name)?), origin: p.display().to_string() },
+                (Some(p), None) => {
+                    TsigKey { key: Arc::new(read_key_file(p, &k.name)?), origin: p.display().to_string() }
+                }
                 (None, Some(s)) => TsigKey {
                     key: Arc::new(inline_key(s).map_err(|e| format!("fleet.key {:?}: {e}", k.name))?),
                     origin: "inline".into(),
@@ -421,7 +432,8 @@ mod tests {
 
     #[test]
     fn bind_key_files_as_tsig_keygen_writes_them() {
-        let text = "key \"xfr-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"e3a1bWFkZS11cC1zZWNyZXQtMTIzNDU2Nzg=\";\n};\n";
+        let text =
+            "key \"xfr-key\" {\n\talgorithm hmac-sha256;\n\tsecret \"e3a1bWFkZS11cC1zZWNyZXQtMTIzNDU2Nzg=\";\n};\n";
         let keys = parse_bind_keys(text).expect("parses");
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].0, "xfr-key");
@@ -446,12 +458,39 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("k.key");
-        std::fs::write(&p, "key \"k\" { algorithm hmac-sha256; secret \"e3a1bWFkZS11cC1zZWNyZXQtMTIzNDU2Nzg=\"; };").expect("write");
+        std::fs::write(&p, "key \"k\" { algorithm hmac-sha256; secret \"e3a1bWFkZS11cC1zZWNyZXQtMTIzNDU2Nzg=\"; };")
+            .expect("write");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = read_key_file(&p, "k").unwrap_err();
         assert!(e.contains("readable by others") && e.contains("k.key"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).expect("chmod");
         assert!(read_key_file(&p, "k").is_ok());
+    }
+
+    /// Every `[fleet]`, `[[fleet.key]]` and `[[fleet.zone]]` key is documented in
+    /// dist/dnsfilter.toml, and the file as shipped reads.
+    #[test]
+    fn every_fleet_key_is_in_the_shipped_config() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/dnsfilter.toml");
+        let dist = std::fs::read_to_string(path).expect("dist/dnsfilter.toml");
+        crate::conf::Conf::from_file(
+            crate::conf::ConfigFile::parse(Path::new(path), &dist).expect("parses"),
+            Path::new(path),
+        )
+        .expect("resolves");
+        let keys =
+            |v: serde_json::Value| -> Vec<String> { v.as_object().expect("an object").keys().cloned().collect() };
+        let mut all = keys(serde_json::to_value(FleetFile::default()).expect("json"));
+        all.retain(|k| k != "key" && k != "zone");
+        all.extend(keys(serde_json::to_value(KeyFile::default()).expect("json")));
+        all.extend(keys(serde_json::to_value(ZoneFile::default()).expect("json")));
+        assert!(all.len() > 20, "{all:?}");
+        for k in all {
+            assert!(
+                dist.lines().any(|l| l.trim_start_matches(['#', ' ']).starts_with(&format!("{k} ="))),
+                "dist/dnsfilter.toml does not document the fleet key {k}"
+            );
+        }
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
     let _ = std::fs::remove_file(path);
     let l = UnixListener::bind(path).map_err(|e| format!("{}: {e}", path.display()))?;
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(l)
 }
 
@@ -66,7 +67,9 @@ async fn answer(line: &str, ctx: &Ctx, wakers: &BTreeMap<String, mpsc::Sender<Wa
                 Err(_) => serde_json::json!({"ok": false, "error": "the zone task is gone"}),
             }
         }
-        _ => serde_json::json!({"ok": false, "error": format!("unknown request {line:?}; status | resync ZONE [force]")}),
+        _ => {
+            serde_json::json!({"ok": false, "error": format!("unknown request {line:?}; status | resync ZONE [force]")})
+        }
     }
 }
 

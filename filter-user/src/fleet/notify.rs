@@ -83,7 +83,8 @@ pub fn serve(
                     // closes or is idle for 10 s.
                     loop {
                         let mut len = [0u8; 2];
-                        let read = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_exact(&mut len)).await;
+                        let read =
+                            tokio::time::timeout(std::time::Duration::from_secs(10), s.read_exact(&mut len)).await;
                         if !matches!(read, Ok(Ok(_))) {
                             return;
                         }

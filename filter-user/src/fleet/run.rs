@@ -95,7 +95,10 @@ impl Ctx {
 
     fn zone_mut<R>(&self, zone: &str, f: impl FnOnce(&mut ZoneStatus) -> R) -> R {
         let mut s = self.status_mut();
-        let z = s.zones.entry(zone.to_string()).or_insert_with(|| ZoneStatus { zone: zone.to_string(), ..Default::default() });
+        let z = s
+            .zones
+            .entry(zone.to_string())
+            .or_insert_with(|| ZoneStatus { zone: zone.to_string(), ..Default::default() });
         f(z)
     }
 
@@ -240,9 +243,11 @@ async fn zone_task(z: ZoneConf, ctx: Arc<Ctx>, mut wake: mpsc::Receiver<Wake>) {
             let base = Duration::from_secs(u64::from(timers.map_or(10, |t| t.retry))).clamp(z.retry.0, z.retry.1);
             base.saturating_mul(1u32 << failures.min(10).saturating_sub(1)).min(z.retry.1)
         };
-        let wait = jittered(wait, z.jitter);
-        next = tokio::time::Instant::now() + wait;
         let stale_after = z.stale_after.unwrap_or(Duration::from_secs(u64::from(timers.map_or(604_800, |t| t.expire))));
+        // Checked at least once per stale_after, so that a zone whose primaries went away is
+        // reported stale in time.
+        let wait = jittered(wait, z.jitter).min(stale_after.max(Duration::from_secs(1)));
+        next = tokio::time::Instant::now() + wait;
         let became_stale = ctx.zone_mut(&z.name, |s| {
             s.last_check = now;
             s.next_check = now + i64::try_from(wait.as_secs()).unwrap_or(i64::MAX / 2);
@@ -264,7 +269,10 @@ async fn zone_task(z: ZoneConf, ctx: Arc<Ctx>, mut wake: mpsc::Receiver<Wake>) {
             tracing::warn!(zone = z.name, error = %e, retry_in = wait.as_secs(), "zone check failed; the enforced copy stays");
         }
         if became_stale {
-            tracing::error!(zone = z.name, "zone is stale: no primary answered for longer than stale_after; still enforcing the last good copy");
+            tracing::error!(
+                zone = z.name,
+                "zone is stale: no primary answered for longer than stale_after; still enforcing the last good copy"
+            );
             ctx.audit.record(&serde_json::json!({
                 "time": time::rfc3339(now), "event": "zone_stale", "zone": z.name,
                 "serial": have.as_ref().map(|h| h.soa.serial),
@@ -278,7 +286,13 @@ async fn zone_task(z: ZoneConf, ctx: Arc<Ctx>, mut wake: mpsc::Receiver<Wake>) {
 
 /// One check of the zone: the SOA of each primary in turn until one answers, and the
 /// transfer when it has a newer serial (or on resync).
-async fn check(z: &ZoneConf, ctx: &Ctx, have: &mut Option<ZoneData>, resync: bool, force: bool) -> Result<String, String> {
+async fn check(
+    z: &ZoneConf,
+    ctx: &Ctx,
+    have: &mut Option<ZoneData>,
+    resync: bool,
+    force: bool,
+) -> Result<String, String> {
     let mut errors = Vec::new();
     for &primary in &z.primaries {
         match check_primary(z, ctx, have, primary, resync, force).await {
@@ -310,7 +324,9 @@ async fn check_primary(
         s.serial_primary = Some(soa.serial);
         s.primary = Some(primary.to_string());
     });
-    if !resync && let Some(why) = ctx.zone_mut(&z.name, |s| s.refused_serial.filter(|r| *r == soa.serial).and(s.held.clone())) {
+    if !resync
+        && let Some(why) = ctx.zone_mut(&z.name, |s| s.refused_serial.filter(|r| *r == soa.serial).and(s.held.clone()))
+    {
         return Ok(why);
     }
     if !resync && let Some(h) = have.as_ref() {
@@ -390,7 +406,14 @@ async fn check_primary(
                 s.held = None;
                 s.refused_serial = None;
             });
-            tracing::info!(zone = z.name, serial, kind = kind.name(), changes, records = zone.records.len(), "zone enforced");
+            tracing::info!(
+                zone = z.name,
+                serial,
+                kind = kind.name(),
+                changes,
+                records = zone.records.len(),
+                "zone enforced"
+            );
             *have = Some(zone);
             Ok(format!("serial {serial} enforced"))
         }

@@ -75,7 +75,9 @@ pub fn save(state_dir: &Path, text: &str, meta: &Meta) -> Result<(), String> {
 pub fn load_meta(state_dir: &Path, zone: &str) -> Option<Meta> {
     let p = meta_path(state_dir, zone);
     let bytes = std::fs::read(&p).ok()?;
-    serde_json::from_slice(&bytes).map_err(|e| tracing::warn!(file = %p.display(), error = %e, "unreadable zone meta")).ok()
+    serde_json::from_slice(&bytes)
+        .map_err(|e| tracing::warn!(file = %p.display(), error = %e, "unreadable zone meta"))
+        .ok()
 }
 
 /// The stored zone, checked against its meta (a zone file whose digest does not match is not
@@ -107,7 +109,8 @@ pub fn parse_rendered(apex: &str, text: &str) -> Option<ZoneData> {
     let mut records = BTreeMap::new();
     for l in lines {
         let mut p = l.splitn(5, ' ');
-        let (Some(owner), Some(ttl), Some(_class), Some(rtype), Some(data)) = (p.next(), p.next(), p.next(), p.next(), p.next())
+        let (Some(owner), Some(ttl), Some(_class), Some(rtype), Some(data)) =
+            (p.next(), p.next(), p.next(), p.next(), p.next())
         else {
             return None;
         };

@@ -229,9 +229,7 @@ fn check_answer(
     }
     let qd = msg.header_counts().qdcount();
     if first || qd > 0 {
-        let q = msg
-            .first_question()
-            .ok_or_else(|| XfrError::Malformed(from, "the answer has no question".into()))?;
+        let q = msg.first_question().ok_or_else(|| XfrError::Malformed(from, "the answer has no question".into()))?;
         if q.qtype() != rtype || q.qclass() != Class::IN || !q.qname().name_eq(&apex_name(z)) {
             return Err(XfrError::Malformed(from, format!("answer to another question ({} {})", q.qname(), q.qtype())));
         }
@@ -300,7 +298,12 @@ async fn connect(z: &ZoneConf, to: SocketAddr) -> Result<TcpStream, XfrError> {
     }
 }
 
-async fn read_msg(s: &mut TcpStream, to: SocketAddr, idle: Duration, deadline: Instant) -> Result<Option<Vec<u8>>, XfrError> {
+async fn read_msg(
+    s: &mut TcpStream,
+    to: SocketAddr,
+    idle: Duration,
+    deadline: Instant,
+) -> Result<Option<Vec<u8>>, XfrError> {
     let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
     let mut len = [0u8; 2];
     match tokio::time::timeout(wait, s.read_exact(&mut len)).await {
@@ -503,18 +506,27 @@ pub async fn fetch(z: &ZoneConf, to: SocketAddr, have: Option<&ZoneData>, kind: 
         while i < last {
             let old = rrs[i].soa.ok_or_else(|| XfrError::Malformed(to, "a delta not opened by an SOA".into()))?;
             if old.serial != at {
-                return Err(XfrError::OutOfSync(to, format!("a delta from serial {} where {} was expected", old.serial, at)));
+                return Err(XfrError::OutOfSync(
+                    to,
+                    format!("a delta from serial {} where {} was expected", old.serial, at),
+                ));
             }
             i += 1;
             while i < last && rrs[i].soa.is_none() {
                 let r = &rrs[i];
                 if zone.records.remove(&r.key).is_none() {
-                    return Err(XfrError::OutOfSync(to, format!("removes {} {}, which the zone does not hold", r.key.owner, r.key.data)));
+                    return Err(XfrError::OutOfSync(
+                        to,
+                        format!("removes {} {}, which the zone does not hold", r.key.owner, r.key.data),
+                    ));
                 }
                 changes += 1;
                 i += 1;
             }
-            let new = rrs.get(i).and_then(|r| r.soa).ok_or_else(|| XfrError::Malformed(to, "a delta without its new SOA".into()))?;
+            let new = rrs
+                .get(i)
+                .and_then(|r| r.soa)
+                .ok_or_else(|| XfrError::Malformed(to, "a delta without its new SOA".into()))?;
             let new_line = rrs[i].line.clone();
             i += 1;
             while i < last && rrs[i].soa.is_none() {
@@ -560,7 +572,8 @@ mod tests {
     #[test]
     fn presentation_lines_are_absolute() {
         let apex: Name<Vec<u8>> = <Name<Vec<u8>> as std::str::FromStr>::from_str("rpz.example").expect("name");
-        let owner: Name<Vec<u8>> = <Name<Vec<u8>> as std::str::FromStr>::from_str("www.allo.rpz.example").expect("name");
+        let owner: Name<Vec<u8>> =
+            <Name<Vec<u8>> as std::str::FromStr>::from_str("www.allo.rpz.example").expect("name");
         let target: Name<Vec<u8>> = <Name<Vec<u8>> as std::str::FromStr>::from_str("rpz-passthru").expect("name");
         let mut b = MessageBuilder::new_vec().answer();
         b.push((&owner, Class::IN, Ttl::from_secs(300), domain::rdata::Cname::new(target))).expect("push");
