@@ -17,14 +17,17 @@
 //! machine, before the BPF toolchain that the `dnsfilter` crates need is installed. Errors are
 //! `Result<_, String>`; the demo prints them, the tests `.expect()` them.
 
+pub mod bind;
 pub mod cmd;
 pub mod cpu;
 pub mod dig;
 pub mod dnsfilter;
 pub mod dnsperf;
+pub mod knot;
 pub mod kxdpgun;
 pub mod lab;
 pub mod netns;
+pub mod primary;
 pub mod topology;
 pub mod unbound;
 pub mod xdp;
@@ -36,10 +39,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use bind::Bind;
 pub use dig::{Client, Opts, Reply, Who};
 pub use dnsfilter::DnsFilter;
+pub use knot::{Knot, KnotZone};
 pub use lab::{Lab, Paths};
 pub use netns::{Child, Netns};
+pub use primary::{PrimaryNet, Transfer, TsigKey, Xfr};
 pub use topology::{CLIENT_IF, CLIENT_V4, CLIENT_V6, EDGE_IF, EDGE_V4, EDGE_V6, Testbed};
 pub use unbound::{RESOLVER_V4, RESOLVER_V6, Unbound};
 

@@ -6,8 +6,26 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::cmd;
 
-/// Debian packages used by the tests, demo and benchmarks.
-const APT_PACKAGES: &[&str] = &["unbound", "dnsutils", "knot-dnsutils", "dnsperf", "bpftool", "ethtool", "iproute2"];
+/// Debian packages used by the tests, demo and benchmarks: `knot` (knotd, knotc) and `bind9`
+/// (named) with `bind9-utils` (rndc, named-checkzone, tsig-keygen) are the primaries that the
+/// RPZ secondary transfers from (testbed/src/knot.rs, testbed/src/bind.rs).
+const APT_PACKAGES: &[&str] = &[
+    "unbound",
+    "dnsutils",
+    "knot-dnsutils",
+    "knot",
+    "bind9",
+    "bind9-utils",
+    "dnsperf",
+    "bpftool",
+    "ethtool",
+    "iproute2",
+];
+
+/// The packages that come with a service, and its name. The tests start their own servers,
+/// by hand, in network namespaces, with their own configuration: the packaged services must
+/// neither run nor start at boot.
+const SERVICES: &[(&str, &str)] = &[("unbound", "unbound"), ("knot", "knot"), ("bind9", "named")];
 
 pub fn run() -> Result<()> {
     let pin = BpfPin::read()?;
@@ -117,8 +135,10 @@ fn bpf_linker(pin: &BpfPin) -> Result<bool> {
 /// The Debian packages in [`APT_PACKAGES`] that are not installed yet.
 fn apt_packages() -> Result<bool> {
     let installed = install_apt("setup", APT_PACKAGES)?;
-    if installed.contains(&"unbound") {
-        stop_system_unbound();
+    for (package, service) in SERVICES {
+        if installed.contains(package) {
+            disable_service(service);
+        }
     }
     Ok(!installed.is_empty())
 }
@@ -168,16 +188,30 @@ pub fn is_root() -> Result<bool> {
     Ok(out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
-/// The tests start their own unbound; the packaged service must not keep running.
-/// Best effort: failures (no systemd in a container, say) are ignored.
-fn stop_system_unbound() {
-    if which::which("systemctl").is_err() {
+/// Stops the packaged service `service` and keeps it from starting at boot, best effort
+/// (failures are ignored). With systemd as init: `systemctl disable --now`. Without (a
+/// container): `systemctl disable`, which also removes the SysV links through
+/// systemd-sysv-install, or `update-rc.d SERVICE disable` where there is no systemctl; then
+/// the init script's `stop`, in case the package's postinst started the daemon (invoke-rc.d
+/// does unless a policy-rc.d forbids it).
+fn disable_service(service: &str) {
+    let quiet = |program: &str, args: &[&str]| {
+        println!("==> {program} {} (failures ignored)", args.join(" "));
+        let _ignored =
+            Command::new(program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    };
+    let systemctl = which::which("systemctl").is_ok();
+    if systemctl && std::path::Path::new("/run/systemd/system").exists() {
+        quiet("systemctl", &["disable", "--now", service]);
         return;
     }
-    println!("==> systemctl disable --now unbound (failures ignored)");
-    let _ignored = Command::new("systemctl")
-        .args(["disable", "--now", "unbound"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    if systemctl {
+        quiet("systemctl", &["disable", service]);
+    } else if which::which("update-rc.d").is_ok() {
+        quiet("update-rc.d", &[service, "disable"]);
+    }
+    let script = format!("/etc/init.d/{service}");
+    if std::path::Path::new(&script).exists() {
+        quiet(&script, &["stop"]);
+    }
 }
