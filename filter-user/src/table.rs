@@ -414,6 +414,196 @@ fn place(slots: &[(u64, u64)], nbuckets: u64) -> Option<Vec<Bucket>> {
     Some(buckets)
 }
 
+/// Most slots in use, as a share of all slots, that [`Built::patch`] accepts; beyond it the
+/// caller rebuilds (which sizes the table afresh).
+const PATCH_MAX_LOAD: f64 = 0.9;
+
+/// Where a key is, or the first free slot it may take.
+enum Found {
+    At(usize, usize),
+    Free(usize, usize),
+    /// Neither within [`PROBE_BUCKETS`] of its home bucket.
+    Full,
+}
+
+fn find_slot(buckets: &[Bucket], nbuckets: u64, key: u64) -> Found {
+    let Ok(home) = usize::try_from(table::home_bucket(key, nbuckets)) else { return Found::Full };
+    // A slot whose key was removed (no entry, nothing below) is as good as empty for a new
+    // key, but the key itself may still come later in the chain: look at the whole chain.
+    let mut reusable = None;
+    for i in home..home + PROBE_BUCKETS {
+        let Some(b) = buckets.get(i) else { return Found::Full };
+        for (j, slot) in b.slots.iter().enumerate() {
+            if slot.key == key {
+                return Found::At(i, j);
+            }
+            if slot.key == 0 {
+                let (i, j) = reusable.unwrap_or((i, j));
+                return Found::Free(i, j);
+            }
+            if reusable.is_none() && Entry::decode(slot.value).flags & (FLAG_ENTRY | FLAG_CHILDREN) == 0 {
+                reusable = Some((i, j));
+            }
+        }
+    }
+    match reusable {
+        Some((i, j)) => Found::Free(i, j),
+        None => Found::Full,
+    }
+}
+
+/// Makes room for a key whose home is `home` and whose every bucket is full: moves one key of
+/// that window to a bucket past it that is still within that key's own window, with every
+/// bucket from the key's home up to there full (so that its lookups still reach it). Returns
+/// the slot freed.
+fn displace(buckets: &mut [Bucket], nbuckets: u64, home: usize) -> Option<(usize, usize)> {
+    let end = home + PROBE_BUCKETS;
+    let full = |b: &Bucket| b.slots.iter().all(|s| s.key != 0);
+    // The first bucket past the window with a free slot.
+    let target = (end..buckets.len()).find(|&t| !full(&buckets[t]))?;
+    for i in (home..end).rev() {
+        for j in 0..SLOTS {
+            let k = buckets.get(i)?.slots.get(j)?.key;
+            let kh = usize::try_from(table::home_bucket(k, nbuckets)).ok()?;
+            if kh + PROBE_BUCKETS <= target || !(kh..target).all(|b| buckets.get(b).is_some_and(full)) {
+                continue;
+            }
+            let moved = buckets.get(i)?.slots.get(j).copied()?;
+            let t = buckets.get_mut(target)?;
+            let free = t.slots.iter().position(|s| s.key == 0)?;
+            *t.slots.get_mut(free)? = moved;
+            *buckets.get_mut(i)?.slots.get_mut(j)? = table::Slot::default();
+            return Some((i, j));
+        }
+    }
+    None
+}
+
+/// [`find_slot`], displacing a key when the window is full.
+fn find_or_make(buckets: &mut [Bucket], nbuckets: u64, key: u64) -> Found {
+    match find_slot(buckets, nbuckets, key) {
+        Found::Full => {
+            let home = usize::try_from(table::home_bucket(key, nbuckets)).unwrap_or(usize::MAX);
+            match displace(buckets, nbuckets, home) {
+                Some((i, j)) => Found::Free(i, j),
+                None => Found::Full,
+            }
+        }
+        f => f,
+    }
+}
+
+fn scope_flags(scope: Scope) -> u8 {
+    match scope {
+        Scope::Subtree => FLAG_SELF | FLAG_BELOW,
+        Scope::Exact => FLAG_SELF,
+        Scope::Below => FLAG_BELOW,
+    }
+}
+
+impl Built {
+    /// A copy of this generation with the entries of `remove` taken out and those of `add` put
+    /// in, numbered `generation`: the IXFR path, which changes a few slots of a large table
+    /// instead of building it again. `None` when the change does not fit in place (a key with
+    /// no free slot near its home, a name listed with another action, a rule to remove that
+    /// is not there, more stop pages than a table holds, or the table too full): the caller
+    /// then builds the whole table.
+    ///
+    /// A removed entry leaves its slot behind without an entry (a lookup that reaches it
+    /// stops there as at an empty slot, or walks on if other names lie below), and the
+    /// markers of its ancestors stay: at worst one probe more, until the next full build.
+    pub fn patch(&self, remove: &[Rule], add: &[Rule], generation: u64) -> Option<Built> {
+        let mut buckets = self.buckets.clone();
+        let mut h = self.header;
+        let nb = h.nbuckets;
+        let mut keys = [0u64; filter_common::MAX_LABELS];
+        let mut stops = self.stops();
+        for r in remove {
+            let n = hash::suffix_keys(h.seed, r.labels.iter().map(Vec::as_slice), &mut keys).min(r.labels.len());
+            let own = *keys.get(..n)?.first()?;
+            let Found::At(i, j) = find_slot(&buckets, nb, own) else { return None };
+            let slot = buckets.get_mut(i)?.slots.get_mut(j)?;
+            let e = Entry::decode(slot.value);
+            if e.flags & FLAG_ENTRY == 0 || e.action != r.action || e.group != r.group {
+                return None;
+            }
+            let flags = e.flags & !scope_flags(r.scope);
+            slot.value = if flags & (FLAG_SELF | FLAG_BELOW) == 0 {
+                h.entries = h.entries.checked_sub(1)?;
+                Entry { group: 0, action: Action::Allow, flags: flags & FLAG_CHILDREN, stop: 0 }.encode()
+            } else {
+                Entry { flags, ..e }.encode()
+            };
+        }
+        for r in add {
+            if r.group >= GROUPS_MAX {
+                return None;
+            }
+            let n = hash::suffix_keys(h.seed, r.labels.iter().map(Vec::as_slice), &mut keys).min(r.labels.len());
+            let (own, ancestors) = keys.get(..n)?.split_first()?;
+            let stop = match (r.action, r.stop) {
+                (Action::Redirect, Some(st)) => match stops.iter().position(|s| *s == st) {
+                    Some(k) => u8::try_from(k + 1).ok()?,
+                    None if stops.len() < STOPS_MAX => {
+                        stops.push(st);
+                        buckets.push(st.record().to_bucket());
+                        h.stops += 1;
+                        u8::try_from(stops.len()).ok()?
+                    }
+                    None => return None,
+                },
+                _ => 0,
+            };
+            let ede = (r.ede as u8) << table::EDE_SHIFT;
+            let fresh = Entry { group: r.group, action: r.action, flags: FLAG_ENTRY | scope_flags(r.scope) | ede, stop };
+            match find_or_make(&mut buckets, nb, *own) {
+                Found::At(i, j) => {
+                    let slot = buckets.get_mut(i)?.slots.get_mut(j)?;
+                    let e = Entry::decode(slot.value);
+                    slot.value = if e.flags & FLAG_ENTRY == 0 {
+                        h.entries += 1;
+                        Entry { flags: fresh.flags | (e.flags & FLAG_CHILDREN), ..fresh }.encode()
+                    } else if e.action == r.action && e.group == r.group && e.ede() == r.ede && e.stop == stop {
+                        // `name` and `*.name` with one action share the slot.
+                        Entry { flags: e.flags | scope_flags(r.scope), ..e }.encode()
+                    } else {
+                        return None;
+                    };
+                }
+                Found::Free(i, j) => {
+                    let slot = buckets.get_mut(i)?.slots.get_mut(j)?;
+                    h.slots_used += u64::from(slot.key == 0);
+                    *slot = table::Slot { key: *own, value: fresh.encode() };
+                    h.entries += 1;
+                }
+                Found::Full => return None,
+            }
+            for &key in ancestors {
+                match find_or_make(&mut buckets, nb, key) {
+                    Found::At(i, j) => {
+                        let slot = buckets.get_mut(i)?.slots.get_mut(j)?;
+                        let e = Entry::decode(slot.value);
+                        slot.value = Entry { flags: e.flags | FLAG_CHILDREN, ..e }.encode();
+                    }
+                    Found::Free(i, j) => {
+                        let marker = Entry { group: 0, action: Action::Allow, flags: FLAG_CHILDREN, stop: 0 };
+                        let slot = buckets.get_mut(i)?.slots.get_mut(j)?;
+                        h.slots_used += u64::from(slot.key == 0);
+                        *slot = table::Slot { key, value: marker.encode() };
+                    }
+                    Found::Full => return None,
+                }
+            }
+        }
+        if h.slots_used as f64 > (nb as f64) * (SLOTS as f64) * PATCH_MAX_LOAD {
+            return None;
+        }
+        h.generation = generation;
+        *buckets.first_mut()? = Bucket::from_header(&h);
+        Some(Built { buckets, header: h })
+    }
+}
+
 /// A random 64-bit seed from the kernel.
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];
@@ -509,6 +699,97 @@ mod tests {
             build(&[rule("a.com", Scope::Subtree, Action::Drop), rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 2)
                 .is_ok()
         );
+    }
+
+    /// A patched generation answers every name as a generation built from the new rules.
+    #[test]
+    fn a_patched_generation_looks_up_as_a_built_one() {
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            rng = hash::fmix(rng.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            rng
+        };
+        let actions = [Action::Nxdomain, Action::Drop, Action::Allow, Action::Redirect, Action::Nodata];
+        let scopes = [Scope::Subtree, Scope::Exact, Scope::Below];
+        let names: Vec<String> = (0..400)
+            .map(|i| match i % 4 {
+                0 => format!("site{i}.example"),
+                1 => format!("a.site{}.example", i - 1),
+                2 => format!("deep.b.site{}.example", i - 2),
+                _ => format!("other{i}.net"),
+            })
+            .collect();
+        let mk = |i: usize, v: u64| -> Rule {
+            let action = actions[(v % 5) as usize];
+            let stop = (action == Action::Redirect && v % 3 == 0).then(|| Stop { v4: Some(std::net::Ipv4Addr::from(v as u32 % 7)), v6: None });
+            Rule {
+                labels: parse_text_name(&names[i]).unwrap(),
+                scope: scopes[((v >> 8) % 3) as usize],
+                action,
+                ede: Ede::Blocked,
+                group: (v % 5) as u32,
+                stop,
+            }
+        };
+        let mut misses = 0;
+        for round in 0..40 {
+            let mut old: Vec<Rule> = Vec::new();
+            for i in 0..names.len() {
+                if next() % 2 == 0 {
+                    let v = next();
+                    old.push(mk(i, v));
+                }
+            }
+            let mut new: Vec<Rule> = Vec::new();
+            for r in &old {
+                if next() % 5 != 0 {
+                    new.push(r.clone());
+                }
+            }
+            let listed: std::collections::HashSet<Vec<Vec<u8>>> = new.iter().map(|r| r.labels.clone()).collect();
+            for i in 0..names.len() {
+                let r = mk(i, next());
+                if next() % 16 == 0 && !listed.contains(&r.labels) && !new.iter().any(|o| o.labels == r.labels) {
+                    new.push(r);
+                }
+            }
+            let removed: Vec<Rule> = old.iter().filter(|r| !new.contains(r)).cloned().collect();
+            let added: Vec<Rule> = new.iter().filter(|r| !old.contains(r)).cloned().collect();
+            let a = build(&old, 77, 1, 10_000).unwrap();
+            // A key with no free slot near its home sends the caller to a full build.
+            let Some(patched) = a.patch(&removed, &added, 2) else {
+                misses += 1;
+                continue;
+            };
+            let b = build(&new, 77, 2, 10_000).unwrap();
+            assert_eq!(patched.header.entries, b.header.entries, "round {round}");
+            for n in &names {
+                for q in [n.clone(), format!("x.{n}"), format!("y.x.{n}")] {
+                    let labels = parse_text_name(&q).unwrap();
+                    let got = patched.lookup(&labels).map(|(k, e)| (k, e.action, e.group, e.ede(), e.applies(k == 0), patched.stop(&e)));
+                    let want = b.lookup(&labels).map(|(k, e)| (k, e.action, e.group, e.ede(), e.applies(k == 0), b.stop(&e)));
+                    assert_eq!(got, want, "round {round}: {q}");
+                }
+            }
+        }
+        eprintln!("{misses} of 40 patches did not fit");
+        assert!(misses < 10, "{misses} of 40 patches did not fit");
+    }
+
+    #[test]
+    fn a_patch_that_does_not_fit_is_refused() {
+        let a = build(&[rule("a.com", Scope::Subtree, Action::Drop)], 1, 1, 10).unwrap();
+        // Removing what is not there, or adding a name with another action.
+        assert!(a.patch(&[rule("b.com", Scope::Subtree, Action::Drop)], &[], 2).is_none());
+        assert!(a.patch(&[], &[rule("a.com", Scope::Subtree, Action::Allow)], 2).is_none());
+        // Far more names than the table was sized for.
+        let many: Vec<Rule> = (0..200).map(|i| rule(&format!("n{i}.com"), Scope::Subtree, Action::Drop)).collect();
+        assert!(a.patch(&[], &many, 2).is_none());
+        let p = a.patch(&[rule("a.com", Scope::Subtree, Action::Drop)], &[rule("b.com", Scope::Exact, Action::Drop)], 2).unwrap();
+        assert_eq!(find(&p, "a.com"), None);
+        assert_eq!(find(&p, "b.com"), Some((0, Action::Drop)));
+        assert_eq!(find(&p, "x.b.com"), None);
+        assert_eq!(p.header.generation, 2);
     }
 
     fn redirect(name: &str, stop: Option<Stop>) -> Rule {

@@ -23,6 +23,7 @@ pub mod cpu;
 pub mod dig;
 pub mod dnsfilter;
 pub mod dnsperf;
+pub mod fleet;
 pub mod knot;
 pub mod kxdpgun;
 pub mod lab;

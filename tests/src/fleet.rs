@@ -4,7 +4,7 @@
 //! (on 127.0.0.1): nothing outside the test's namespaces is contacted.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -14,6 +14,27 @@ use crate::{
     netns::Netns,
     primary::TsigKey,
 };
+
+/// `key` as the testbed's real primaries take it ([`testbed::Knot`], [`testbed::Bind`]): the
+/// name without its final dot, the algorithm by name, the secret in base64.
+pub fn testbed_key(key: &TsigKey) -> testbed::TsigKey {
+    testbed::TsigKey::new(key.name.trim_end_matches('.'), &key.algorithm.to_string(), &key.secret_base64())
+}
+
+/// Prints the last lines of log files (a primary's) when dropped during a panic, so that a
+/// failing test shows what the primary said, not only the daemon.
+pub struct LogsOnPanic(pub Vec<PathBuf>);
+
+impl Drop for LogsOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for p in &self.0 {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                eprintln!("----- {} -----\n{}", p.display(), testbed::tail(&text, 60));
+            }
+        }
+    }
+}
 
 /// The daemon's end of the veth pair.
 pub const NODE_IF: &str = "dnsf-edge";
@@ -122,6 +143,48 @@ impl Node {
     pub fn zone_status(&self, zone: &str) -> serde_json::Value {
         let v = self.cli(&["zone", "status", "--json"]).json();
         v["zones"][zone].clone()
+    }
+
+    /// Knot DNS in this node's namespace, on `addr` port 53, as primary of `zones`, with `key`
+    /// (transfers need it, NOTIFY is signed with it) and NOTIFY to this node when `notify`. Its
+    /// files are under the sandbox's `FOLDER/`, its log `FOLDER/knot.log`.
+    pub fn knot(
+        &self,
+        folder: &str,
+        addr: IpAddr,
+        key: Option<&TsigKey>,
+        notify: bool,
+        zones: &[testbed::KnotZone],
+    ) -> testbed::Knot {
+        let targets: &[SocketAddr] = if notify { &[self.notify_addr()] } else { &[] };
+        let key = key.map(testbed_key);
+        testbed::Knot::start(&self.ns, &self.sandbox.path(folder), addr, key.as_ref(), targets, zones)
+            .unwrap_or_else(|e| panic!("start knotd: {e}"))
+    }
+
+    /// BIND 9 in this node's namespace, on `addr` port 53, as primary of `zones` (name, zone
+    /// file text), with `key` and NOTIFY to this node. Files under the sandbox's `FOLDER/`, its
+    /// log `FOLDER/named.log`.
+    pub fn bind(&self, folder: &str, addr: IpAddr, key: Option<&TsigKey>, zones: &[(String, String)]) -> testbed::Bind {
+        let dir = self.sandbox.path(folder);
+        std::fs::create_dir_all(&dir).expect("create the BIND folder");
+        let key = key.map(testbed_key);
+        testbed::Bind::start(&self.ns, &dir, addr, key.as_ref(), &[self.notify_addr()], zones)
+            .unwrap_or_else(|e| panic!("start named: {e}"))
+    }
+
+    /// `dnsfilter zone resync ZONE` (`--force` with `force`): an AXFR now, waited for.
+    pub fn resync(&self, zone: &str, force: bool) -> Output {
+        let mut args = vec!["zone", "resync", zone];
+        if force {
+            args.push("--force");
+        }
+        self.cli(&args)
+    }
+
+    /// The stored copy of `zone` (`state/zones/ZONE.zone`), as the daemon wrote it.
+    pub fn stored_zone(&self, zone: &str) -> PathBuf {
+        self.sandbox.path("state").join("zones").join(format!("{}.zone", zone.trim_end_matches('.')))
     }
 
     /// Waits until the kernel enforces `serial` of `zone`.

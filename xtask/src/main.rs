@@ -32,7 +32,9 @@ enum Task {
     /// Run the filter on a self-contained testbed (as root): install what is missing, build,
     /// start Unbound and dnsfilter with the Allostreaming orders in network namespaces, query
     /// them from a client namespace, show who answered, the counters and the provenance, then
-    /// tear everything down (also on Ctrl-C or failure).
+    /// tear everything down (also on Ctrl-C or failure). `--fleet`: two edge nodes as
+    /// secondaries of an RPZ zone on a Knot DNS primary, and a change on the primary timed to
+    /// both.
     Demo(demo::Options),
     /// Run `setup`, then the benchmarks: end to end on the testbed (dnsperf and kxdpgun against
     /// the filter and Unbound), then BPF_PROG_TEST_RUN against calibration programs, scale,
