@@ -280,8 +280,8 @@ impl Conf {
         for p in &protected {
             crate::names::canonical_pattern(p).map_err(|e| bad(format!("protected name {p:?}: {e}")))?;
         }
-        let fleet = crate::fleet::conf::Fleet::from_file(f.fleet.unwrap_or_default(), parse_action, parse_ede)
-            .map_err(bad)?;
+        let fleet =
+            crate::fleet::conf::Fleet::from_file(f.fleet.unwrap_or_default(), parse_action, parse_ede).map_err(bad)?;
         let d = Paths::default();
         Ok(Conf {
             fleet,

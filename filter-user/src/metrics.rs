@@ -98,16 +98,32 @@ fn fleet(o: &mut String, f: &crate::fleet::run::Status, head: impl Fn(&mut Strin
     gauge(o, "dnsfilter_zone_held", "1 if the primary's version is held back (serial backwards, refused).", &|z| {
         Some(i64::from(z.held.is_some()))
     });
-    head(o, "dnsfilter_zone_transfers_total", "counter", "Transfers and checks by result (axfr_ok, ixfr_ok, ixfr_fallback, ..._failed, refused, held_backwards).");
+    head(
+        o,
+        "dnsfilter_zone_transfers_total",
+        "counter",
+        "Transfers and checks by result (axfr_ok, ixfr_ok, ixfr_fallback, ..._failed, refused, held_backwards).",
+    );
     for z in zones() {
         for (k, v) in &z.transfers {
-            let _ = writeln!(o, "dnsfilter_zone_transfers_total{{zone=\"{}\",result=\"{}\"}} {v}", esc(&z.zone), esc(k));
+            let _ =
+                writeln!(o, "dnsfilter_zone_transfers_total{{zone=\"{}\",result=\"{}\"}} {v}", esc(&z.zone), esc(k));
         }
     }
     head(o, "dnsfilter_zone_notify_total", "counter", "NOTIFY messages by result.");
     for z in zones() {
-        let _ = writeln!(o, "dnsfilter_zone_notify_total{{zone=\"{}\",result=\"accepted\"}} {}", esc(&z.zone), z.notify_accepted);
-        let _ = writeln!(o, "dnsfilter_zone_notify_total{{zone=\"{}\",result=\"refused\"}} {}", esc(&z.zone), z.notify_refused);
+        let _ = writeln!(
+            o,
+            "dnsfilter_zone_notify_total{{zone=\"{}\",result=\"accepted\"}} {}",
+            esc(&z.zone),
+            z.notify_accepted
+        );
+        let _ = writeln!(
+            o,
+            "dnsfilter_zone_notify_total{{zone=\"{}\",result=\"refused\"}} {}",
+            esc(&z.zone),
+            z.notify_refused
+        );
     }
     head(o, "dnsfilter_notify_refused_unknown_zone_total", "counter", "NOTIFY messages for zones not configured.");
     let _ = writeln!(o, "dnsfilter_notify_refused_unknown_zone_total {}", f.notify_refused_unknown);

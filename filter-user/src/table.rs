@@ -555,7 +555,8 @@ impl Built {
                 _ => 0,
             };
             let ede = (r.ede as u8) << table::EDE_SHIFT;
-            let fresh = Entry { group: r.group, action: r.action, flags: FLAG_ENTRY | scope_flags(r.scope) | ede, stop };
+            let fresh =
+                Entry { group: r.group, action: r.action, flags: FLAG_ENTRY | scope_flags(r.scope) | ede, stop };
             match find_or_make(&mut buckets, nb, *own) {
                 Found::At(i, j) => {
                     let slot = buckets.get_mut(i)?.slots.get_mut(j)?;
@@ -721,7 +722,8 @@ mod tests {
             .collect();
         let mk = |i: usize, v: u64| -> Rule {
             let action = actions[(v % 5) as usize];
-            let stop = (action == Action::Redirect && v % 3 == 0).then(|| Stop { v4: Some(std::net::Ipv4Addr::from(v as u32 % 7)), v6: None });
+            let stop = (action == Action::Redirect && v.is_multiple_of(3))
+                .then(|| Stop { v4: Some(std::net::Ipv4Addr::from(v as u32 % 7)), v6: None });
             Rule {
                 labels: parse_text_name(&names[i]).unwrap(),
                 scope: scopes[((v >> 8) % 3) as usize],
@@ -766,8 +768,11 @@ mod tests {
             for n in &names {
                 for q in [n.clone(), format!("x.{n}"), format!("y.x.{n}")] {
                     let labels = parse_text_name(&q).unwrap();
-                    let got = patched.lookup(&labels).map(|(k, e)| (k, e.action, e.group, e.ede(), e.applies(k == 0), patched.stop(&e)));
-                    let want = b.lookup(&labels).map(|(k, e)| (k, e.action, e.group, e.ede(), e.applies(k == 0), b.stop(&e)));
+                    let got = patched
+                        .lookup(&labels)
+                        .map(|(k, e)| (k, e.action, e.group, e.ede(), e.applies(k == 0), patched.stop(&e)));
+                    let want =
+                        b.lookup(&labels).map(|(k, e)| (k, e.action, e.group, e.ede(), e.applies(k == 0), b.stop(&e)));
                     assert_eq!(got, want, "round {round}: {q}");
                 }
             }
@@ -785,7 +790,9 @@ mod tests {
         // Far more names than the table was sized for.
         let many: Vec<Rule> = (0..200).map(|i| rule(&format!("n{i}.com"), Scope::Subtree, Action::Drop)).collect();
         assert!(a.patch(&[], &many, 2).is_none());
-        let p = a.patch(&[rule("a.com", Scope::Subtree, Action::Drop)], &[rule("b.com", Scope::Exact, Action::Drop)], 2).unwrap();
+        let p = a
+            .patch(&[rule("a.com", Scope::Subtree, Action::Drop)], &[rule("b.com", Scope::Exact, Action::Drop)], 2)
+            .unwrap();
         assert_eq!(find(&p, "a.com"), None);
         assert_eq!(find(&p, "b.com"), Some((0, Action::Drop)));
         assert_eq!(find(&p, "x.b.com"), None);

@@ -11,8 +11,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use super::compile::{Groups, Source};
 use super::compile::ZoneTag;
+use super::compile::{Groups, Source};
 use crate::{lists::Format, loader::Mode};
 
 /// Version of the state file's schema.
