@@ -130,12 +130,12 @@ impl Bind {
         std::fs::create_dir_all(&state).map_err(|e| format!("create {}: {e}", state.display()))?;
         let names: Vec<String> = zones.iter().map(|(n, _)| n.trim_end_matches('.').to_string()).collect();
         for (name, (_, text)) in names.iter().zip(zones) {
-            write(&state.join(format!("{name}.zone")), text)?;
+            crate::write_file(&state.join(format!("{name}.zone")), text)?;
         }
         let rndc = TsigKey::generate("rndc-key", "hmac-sha256");
         let conf = state.join("named.conf");
-        write(&conf, &config(&state, addr, key, &rndc, notify, &names))?;
-        write(&state.join("rndc.conf"), &rndc_config(addr, &rndc))?;
+        crate::write_file(&conf, &config(&state, addr, key, &rndc, notify, &names))?;
+        crate::write_file(&state.join("rndc.conf"), &rndc_config(addr, &rndc))?;
         let log = dir.join("named.log");
         let mut command = ns.command("named");
         command.arg("-g").arg("-c").arg(&conf).args(["-n", "1"]);
@@ -198,7 +198,7 @@ impl Bind {
         if serial <= before {
             return Err(format!("{zone}: the new serial {serial} is not above {before}: named would not reload"));
         }
-        write(&self.zone_file(zone), text)?;
+        crate::write_file(&self.zone_file(zone), text)?;
         self.rndc(&["reload", zone])?;
         crate::wait_for(Duration::from_secs(10), &format!("named to serve {zone} serial {serial}"), || {
             Ok(self.serial(zone)? == serial)
@@ -229,10 +229,6 @@ impl Drop for Bind {
             child.kill();
         }
     }
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -546,8 +546,8 @@ impl RpzResolver {
     /// answers; the zone comes after: see [`RpzResolver::wait_serial`].
     pub fn unbound(ns: &Netns, dir: &Path, listen: &[IpAddr], primary: IpAddr) -> Result<RpzResolver> {
         let conf = dir.join("unbound.conf");
-        write(&dir.join("root.zone"), &root_zone())?;
-        write(&conf, &unbound_conf(dir, listen, primary))?;
+        crate::write_file(&dir.join("root.zone"), &root_zone())?;
+        crate::write_file(&conf, &unbound_conf(dir, listen, primary))?;
         let mut c = ns.command("unbound");
         c.arg("-d").arg("-c").arg(&conf);
         RpzResolver::launch(ResolverKind::Unbound, ns, c, conf, dir.join("resolver.log"), dir, listen)
@@ -558,7 +558,7 @@ impl RpzResolver {
     /// under `key`, files under `dir`.
     pub fn bind(ns: &Netns, dir: &Path, listen: &[IpAddr], primary: IpAddr, key: &TsigKey) -> Result<RpzResolver> {
         let conf = dir.join("named.conf");
-        write(&dir.join("root.zone"), &root_zone())?;
+        crate::write_file(&dir.join("root.zone"), &root_zone())?;
         write_private(&conf, &bind_conf(dir, listen, primary, key))?;
         let mut c = ns.command("named");
         c.arg("-g").arg("-c").arg(&conf).args(["-n", "1"]);
@@ -637,10 +637,6 @@ impl RpzResolver {
     pub fn queries_for(&self, name: &str) -> Vec<ResolverQuery> {
         self.queries().into_iter().filter(|q| q.is(name)).collect()
     }
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// One edge node of a [`Fleet`]: the testbed's namespaces, Unbound (which answers every name

@@ -241,7 +241,7 @@ impl Knot {
             std::fs::create_dir_all(&path).map_err(|e| format!("create {}: {e}", path.display()))?;
         }
         for z in zones {
-            write(&setup.zone_file(&z.name), &z.text)?;
+            crate::write_file(&setup.zone_file(&z.name), &z.text)?;
         }
         let mut knot = Knot { ns: NsHandle::of(ns)?, setup, child: None };
         knot.launch()?;
@@ -251,7 +251,7 @@ impl Knot {
     /// Writes the configuration, starts knotd and waits until it serves every zone.
     fn launch(&mut self) -> Result<()> {
         let conf = self.setup.dir.join("knot.conf");
-        write(&conf, &config(&self.setup))?;
+        crate::write_file(&conf, &config(&self.setup))?;
         let _ = std::fs::remove_file(self.setup.socket());
         let mut command = self.ns.command("knotd");
         command.arg("-c").arg(&conf);
@@ -433,7 +433,7 @@ impl Knot {
     fn reload(&self, zone: &str, text: &str) -> Result<u32> {
         // A commit schedules a flush to the zone file: wait for it, lest it overwrite `text`.
         self.knotc_run(&["-b", "zone-flush", zone])?;
-        write(&self.setup.zone_file(zone), text)?;
+        crate::write_file(&self.setup.zone_file(zone), text)?;
         self.knotc_run(&["-b", "zone-reload", zone])?;
         self.serial(zone)
     }
@@ -446,7 +446,7 @@ impl Knot {
         let zone = zone.trim_end_matches('.');
         self.knotc_run(&["-f", "-b", "zone-purge", zone, "+journal", "+timers"])?;
         self.stop();
-        write(&self.setup.zone_file(zone), text)?;
+        crate::write_file(&self.setup.zone_file(zone), text)?;
         if let Some(z) = self.setup.zones.iter_mut().find(|z| z.name == zone) {
             z.text = text.to_string();
         }
@@ -497,7 +497,7 @@ impl Knot {
         let zone = zone.member_of(&catalog);
         let new_catalog = !self.setup.catalogs().contains(&catalog);
         let before = if new_catalog { 0 } else { self.serial(&catalog)? };
-        write(&self.setup.zone_file(&zone.name), &zone.text)?;
+        crate::write_file(&self.setup.zone_file(&zone.name), &zone.text)?;
         let mut sets = Vec::new();
         if new_catalog {
             sets.push(format!("conf-set zone[{catalog}]"));
@@ -561,10 +561,6 @@ impl Drop for Knot {
             child.kill();
         }
     }
-}
-
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ impl WorkDir {
     /// Writes `path/name`.
     pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
         let path = self.file(name);
-        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        write_file(&path, text)?;
         Ok(path)
     }
 
@@ -181,6 +181,11 @@ impl Drop for WorkDir {
         }
         let _ = std::fs::remove_dir_all(&self.path);
     }
+}
+
+/// Writes `text` to `path`, with the path in the error.
+pub fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// The last `lines` lines of `text`.

@@ -10,6 +10,26 @@ use std::{
 
 use crate::{Result, cmd};
 
+/// A command that runs `program` inside the network namespace of `ns` (an open
+/// `/var/run/netns/NAME`): `setns` before `exec`, in a process group of its own.
+pub(crate) fn command_in(ns: &File, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new(program);
+    // Without a copy of the file (out of descriptors), setns(-1) fails with EBADF.
+    let file = ns.try_clone().ok();
+    // SAFETY: the closure runs between fork and exec and only calls setns, which is
+    // async-signal-safe; it allocates nothing.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setns(file.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.process_group(0);
+    c
+}
+
 /// A named network namespace (`ip netns add`) with its loopback up. When dropped, it kills
 /// every process still inside it, then deletes it (with the interfaces it holds).
 pub struct Netns {
@@ -61,21 +81,7 @@ impl Netns {
     /// which also gives it a mount namespace with a fresh /sys: there /sys/fs/bpf would not be
     /// the host's bpffs, and the daemon's pins would be invisible to every other process.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut c = Command::new(program);
-        // Without a copy of the file (out of descriptors), setns(-1) fails with EBADF.
-        let file = self.file.try_clone().ok();
-        // SAFETY: the closure runs between fork and exec and only calls setns, which is
-        // async-signal-safe; it allocates nothing.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setns(file.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        c.process_group(0);
-        c
+        command_in(&self.file, program)
     }
 
     /// Runs `args` inside the namespace and returns its stdout; fails unless it exits 0.

@@ -13,7 +13,6 @@ use std::{
     ffi::OsStr,
     fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::{fd::AsRawFd as _, unix::process::CommandExt as _},
     process::Command,
 };
 
@@ -115,20 +114,7 @@ impl NsHandle {
 
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
-        let mut c = Command::new(program);
-        let file = self.file.try_clone().ok();
-        // SAFETY: the closure runs between fork and exec and only calls setns, which is
-        // async-signal-safe; it allocates nothing.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setns(file.as_ref().map_or(-1, |f| f.as_raw_fd()), libc::CLONE_NEWNET) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        c.process_group(0);
-        c
+        crate::netns::command_in(&self.file, program)
     }
 }
 
