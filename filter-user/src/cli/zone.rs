@@ -3,7 +3,10 @@
 use std::{process::ExitCode, time::Duration};
 
 use super::{EXIT_CONFIG, EXIT_FAILURE, Global, when};
-use crate::fleet::{control, run::Status, store};
+use crate::fleet::{
+    control,
+    run::{Status, ZoneStatus},
+};
 
 /// Fleet zones: status, or resync one from its primary.
 #[derive(clap::Args, Debug)]
@@ -76,16 +79,7 @@ pub fn run(g: &Global, a: Args) -> ExitCode {
                 Err(_) => {
                     let mut s = Status::default();
                     for z in &conf.fleet.zones {
-                        let m = store::load_meta(&conf.paths.state_dir, &z.name);
-                        s.zones.insert(
-                            z.name.clone(),
-                            crate::fleet::run::ZoneStatus {
-                                zone: z.name.clone(),
-                                serial_enforced: m.as_ref().map(|m| m.serial),
-                                last_success: m.as_ref().map_or(0, |m| m.stored_at),
-                                ..Default::default()
-                            },
-                        );
+                        s.zones.insert(z.name.clone(), ZoneStatus::stored(&conf.paths.state_dir, &z.name));
                     }
                     (s, false)
                 }

@@ -42,7 +42,7 @@ pub struct ZoneTag {
 
 impl Source {
     pub fn new(path: PathBuf, format: Format, text: String) -> Source {
-        let sha256 = hex(&sha2::Sha256::digest(text.as_bytes()));
+        let sha256 = sha256_hex(text.as_bytes());
         Source { path, format, text, sha256, zone: None }
     }
 
@@ -63,8 +63,9 @@ impl Source {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+/// Hex sha256 of `bytes`: how sources and stored zones are identified.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// An order across all sources, with the file it came from.

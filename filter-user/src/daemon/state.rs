@@ -146,11 +146,15 @@ impl State {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Writes `path` atomically: a temporary file beside it, fsync, rename, fsync of the folder
+/// (so that the rename itself survives a crash).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).and_then(|()| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(folder).and_then(|d| d.sync_all()).map_err(io(folder))
 }
 
 /// The audit log: one JSON object per line, appended and synced.

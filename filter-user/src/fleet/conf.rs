@@ -169,11 +169,7 @@ impl Prefix {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
+        match (self.addr, unmapped(ip)) {
             (IpAddr::V4(p), IpAddr::V4(a)) => {
                 let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
                 u32::from(p) & mask == u32::from(a) & mask
@@ -184,6 +180,14 @@ impl Prefix {
             }
             _ => false,
         }
+    }
+}
+
+/// `ip`, as IPv4 when it is an IPv4-mapped IPv6 address (what a dual-stack socket reports).
+pub fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
     }
 }
 

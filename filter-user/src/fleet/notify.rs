@@ -109,10 +109,7 @@ pub fn serve(
 }
 
 fn allowed(z: &ZoneConf, fleet: &Fleet, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
+    let ip = super::conf::unmapped(ip);
     z.primaries.iter().any(|p| p.ip() == ip) || fleet.notify_allow.iter().any(|p| p.contains(ip))
 }
 

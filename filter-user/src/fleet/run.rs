@@ -62,6 +62,19 @@ pub struct ZoneStatus {
     pub notify_refused: u64,
 }
 
+impl ZoneStatus {
+    /// What is known of `zone` from its stored copy alone (before any check).
+    pub fn stored(state_dir: &std::path::Path, zone: &str) -> ZoneStatus {
+        let m = store::load_meta(state_dir, zone);
+        ZoneStatus {
+            zone: zone.to_string(),
+            serial_enforced: m.as_ref().map(|m| m.serial),
+            last_success: m.as_ref().map_or(0, |m| m.stored_at),
+            ..Default::default()
+        }
+    }
+}
+
 /// Every zone's status, and NOTIFYs refused for no configured zone.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Status {
@@ -132,16 +145,11 @@ pub fn start(fleet: Fleet, state_dir: PathBuf, control: PathBuf, audit: Option<P
     let (tx, rx) = std::sync::mpsc::channel();
     let status: SharedStatus = Arc::default();
     for z in &fleet.zones {
-        let enforced = store::load_meta(&state_dir, &z.name);
-        status.lock().unwrap_or_else(|p| p.into_inner()).zones.insert(
-            z.name.clone(),
-            ZoneStatus {
-                zone: z.name.clone(),
-                serial_enforced: enforced.as_ref().map(|m| m.serial),
-                last_success: enforced.as_ref().map_or(0, |m| m.stored_at),
-                ..Default::default()
-            },
-        );
+        status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .zones
+            .insert(z.name.clone(), ZoneStatus::stored(&state_dir, &z.name));
     }
     let ctx = Arc::new(Ctx { state_dir, status: status.clone(), updates: tx, audit: Audit::new(audit) });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -387,7 +395,7 @@ async fn check_primary(
     let meta = store::Meta {
         zone: z.name.clone(),
         serial,
-        sha256: store::sha256_hex(text.as_bytes()),
+        sha256: crate::daemon::compile::sha256_hex(text.as_bytes()),
         soa: zone.soa,
         primary: primary.to_string(),
         kind: kind.name().into(),

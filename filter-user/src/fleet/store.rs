@@ -7,13 +7,11 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write as _,
     path::{Path, PathBuf},
 };
 
-use sha2::Digest as _;
-
 use super::xfr::{RrKey, SoaTimers, ZoneData};
+use crate::daemon::{compile::sha256_hex, state::write_atomic};
 
 /// What is stored beside a zone.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -44,31 +42,15 @@ pub fn meta_path(state_dir: &Path, zone: &str) -> PathBuf {
     dir(state_dir).join(format!("{zone}.json"))
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// Stores a zone's text and meta.
 pub fn save(state_dir: &Path, text: &str, meta: &Meta) -> Result<(), String> {
     let d = dir(state_dir);
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     let zp = zone_path(state_dir, &meta.zone);
-    write_atomic(&zp, text.as_bytes()).map_err(|e| format!("{}: {e}", zp.display()))?;
+    write_atomic(&zp, text.as_bytes()).map_err(|e| e.to_string())?;
     let mp = meta_path(state_dir, &meta.zone);
     let json = serde_json::to_vec_pretty(meta).map_err(|e| e.to_string())?;
-    write_atomic(&mp, &json).map_err(|e| format!("{}: {e}", mp.display()))
+    write_atomic(&mp, &json).map_err(|e| e.to_string())
 }
 
 /// The stored meta of a zone, if any (and readable).

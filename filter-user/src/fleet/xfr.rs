@@ -360,23 +360,21 @@ pub async fn soa_serial(z: &ZoneConf, to: SocketAddr) -> Result<SoaTimers, XfrEr
             Err(_) => continue,
         }
     }
-    let mut msg = match answer {
+    match answer {
+        // Truncated: asked again over TCP (a new query, signed afresh).
         Some(m) if m.header().tc() => {
-            let (q, id2, s2) = query(z, Rtype::SOA, None).map_err(|e| XfrError::Malformed(to, e))?;
-            signer = s2;
+            let (q, id, mut signer) = query(z, Rtype::SOA, None).map_err(|e| XfrError::Malformed(to, e))?;
             let mut s = connect(z, to).await?;
             send_tcp(&mut s, to, &q).await?;
             let buf = read_msg(&mut s, to, z.idle_timeout, deadline)
                 .await?
                 .ok_or_else(|| XfrError::Malformed(to, "connection closed without an answer".into()))?;
             let m = Message::from_octets(buf).map_err(|e| XfrError::Malformed(to, e.to_string()))?;
-            return soa_of(z, to, m, id2, &mut signer);
+            soa_of(z, to, m, id, &mut signer)
         }
-        Some(m) => m,
-        None => return Err(XfrError::Timeout(to, "SOA query")),
-    };
-    let _ = &mut msg;
-    soa_of(z, to, msg, id, &mut signer)
+        Some(m) => soa_of(z, to, m, id, &mut signer),
+        None => Err(XfrError::Timeout(to, "SOA query")),
+    }
 }
 
 fn soa_of(
